@@ -1,0 +1,409 @@
+//! Configuration: the TOML file (`config/salespulse.toml` documents every
+//! key), `SALESPULSE_*` environment overrides, and validation into the typed
+//! [`CoreConfig`] the pure core runs on.
+//!
+//! Owns: key names, defaults, and turning raw strings (`"7d"`, `"Europe/Berlin"`)
+//! into typed values with errors that name the key.
+//! Must not touch: anything at run time; the engine only sees [`CoreConfig`].
+//!
+//! Layering (lowest first): built-in defaults, the file given with
+//! `--config`, then environment variables `SALESPULSE_<SECTION>__<KEY>`
+//! (e.g. `SALESPULSE_KAFKA__BROKERS=10.0.0.1:9092`). Unknown keys are an error
+//! that names the key.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+use crate::event::ValidationRules;
+use crate::time::{parse_duration, Micros};
+use crate::window::{WindowError, Windows};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("windows.list: {0}")]
+    Windows(#[from] WindowError),
+    #[error("{key}: {value:?} is not a duration like 90s, 5m, 1h or 7d")]
+    Duration { key: &'static str, value: String },
+    #[error("{key}: {msg}")]
+    Invalid { key: String, msg: String },
+}
+
+/// `[windows]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WindowsConfig {
+    pub list: Vec<String>,
+    pub time_zone: String,
+}
+
+impl Default for WindowsConfig {
+    fn default() -> Self {
+        WindowsConfig { list: Windows::DEFAULT.iter().map(|s| s.to_string()).collect(), time_zone: "UTC".into() }
+    }
+}
+
+/// `[events]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    pub currency: String,
+    pub max_message_bytes: usize,
+    pub future_tolerance: String,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig { currency: "USD".into(), max_message_bytes: 64 * 1024, future_tolerance: "5m".into() }
+    }
+}
+
+/// `[limits]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    pub max_reps: usize,
+    pub max_teams: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig { max_reps: 100_000, max_teams: 10_000 }
+    }
+}
+
+/// `[horizons]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HorizonsConfig {
+    pub dedup: String,
+    pub joins: String,
+    pub deal_ttl: String,
+}
+
+impl Default for HorizonsConfig {
+    fn default() -> Self {
+        HorizonsConfig { dedup: "7d".into(), joins: "180d".into(), deal_ttl: "365d".into() }
+    }
+}
+
+/// Which clock the windows follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClockMode {
+    /// The machine's clock (default for `run`).
+    Wall,
+    /// The largest `occurred_at` applied so far (default for `replay`).
+    Event,
+}
+
+/// `[clock]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClockConfig {
+    pub mode: ClockMode,
+}
+
+impl Default for ClockConfig {
+    fn default() -> Self {
+        ClockConfig { mode: ClockMode::Wall }
+    }
+}
+
+/// `[benchmarks]`: `<kpi>_<bound> = value`, plus per-team overrides in
+/// `[benchmarks.teams.<team_id>]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BenchmarksConfig {
+    pub teams: BTreeMap<String, BTreeMap<String, f64>>,
+    #[serde(flatten)]
+    pub global: BTreeMap<String, f64>,
+}
+
+impl Default for BenchmarksConfig {
+    fn default() -> Self {
+        let global = [
+            ("reach_ratio_min", 0.35),
+            ("reach_ratio_target", 0.40),
+            ("pass_ratio_min", 0.11),
+            ("pipe_ratio_min", 0.73),
+            ("lead_response_within_1h_ratio_target", 1.0),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        BenchmarksConfig { teams: BTreeMap::new(), global }
+    }
+}
+
+/// `[kafka]` (used by `run`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// Bootstrap servers; empty starts the embedded demo broker.
+    pub brokers: String,
+    pub topics: Vec<String>,
+    pub group_id: String,
+    pub dlq_topic: String,
+    pub checkpoint_topic: String,
+    /// Seconds between checkpoints.
+    pub checkpoint_interval_s: u64,
+    /// librdkafka properties passed through (SASL, TLS, ...).
+    pub properties: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            brokers: String::new(),
+            topics: vec!["crm-events".into()],
+            group_id: "salespulse".into(),
+            dlq_topic: "crm-events-dlq".into(),
+            checkpoint_topic: "salespulse-checkpoints".into(),
+            checkpoint_interval_s: 10,
+            properties: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[http]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    pub listen: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig { listen: "0.0.0.0:9464".into() }
+    }
+}
+
+/// `[log]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: String,
+    /// A `tracing` filter such as `info` or `salespulse=debug,rdkafka=warn`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { format: "text".into(), level: "info".into() }
+    }
+}
+
+/// `[demo]`: the generated stream fed to the embedded broker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DemoConfig {
+    pub events_per_second: u32,
+    pub teams: usize,
+    pub reps_per_team: usize,
+    pub seed: u64,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        DemoConfig { events_per_second: 200, teams: 4, reps_per_team: 8, seed: 7 }
+    }
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub windows: WindowsConfig,
+    pub events: EventsConfig,
+    pub limits: LimitsConfig,
+    pub horizons: HorizonsConfig,
+    pub clock: ClockConfig,
+    pub benchmarks: BenchmarksConfig,
+    pub kafka: KafkaConfig,
+    pub http: HttpConfig,
+    pub log: LogConfig,
+    pub demo: DemoConfig,
+}
+
+/// One `sales_benchmark` series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Benchmark {
+    pub kpi: String,
+    pub bound: String,
+    pub team: Option<String>,
+    pub value: f64,
+}
+
+/// Ratio KPIs a benchmark may name.
+pub const BENCHMARK_KPIS: &[&str] = &[
+    "reach_ratio",
+    "connect_ratio",
+    "pass_ratio",
+    "pipe_ratio",
+    "no_show_ratio",
+    "lead_to_mql_ratio",
+    "mql_to_sql_ratio",
+    "win_ratio",
+    "close_ratio",
+    "upsell_ratio",
+    "margin_ratio",
+    "lead_response_within_1h_ratio",
+    "quota_attainment_ratio",
+    "growth_ratio",
+];
+
+fn parse_benchmark_key(key: &str) -> Option<(&str, &str)> {
+    let (kpi, bound) = key.rsplit_once('_')?;
+    (BENCHMARK_KPIS.contains(&kpi) && matches!(bound, "min" | "target" | "max")).then_some((kpi, bound))
+}
+
+/// Everything the pure core needs, validated.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    pub windows: Windows,
+    pub rules: ValidationRules,
+    pub future_tolerance: Micros,
+    pub max_reps: usize,
+    pub max_teams: usize,
+    pub dedup_horizon: Micros,
+    pub join_horizon: Micros,
+    pub deal_ttl: Micros,
+    pub benchmarks: Vec<Benchmark>,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        // The defaults are constants that validate.
+        Config::default().core().expect("default config is valid")
+    }
+}
+
+fn duration(key: &'static str, value: &str) -> Result<Micros, ConfigError> {
+    parse_duration(value).filter(|d| *d >= 0).ok_or_else(|| ConfigError::Duration { key, value: value.to_owned() })
+}
+
+impl Config {
+    /// Defaults, then `path` (if any), then `SALESPULSE_*` variables.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(p) = path {
+            if !p.exists() {
+                return Err(ConfigError::Invalid { key: "--config".into(), msg: format!("{} does not exist", p.display()) });
+            }
+            fig = fig.merge(Toml::file_exact(p));
+        }
+        fig = fig.merge(Env::prefixed("SALESPULSE_").split("__").ignore(&["config"]));
+        let cfg: Config = fig.extract().map_err(Box::new)?;
+        cfg.core()?;
+        Ok(cfg)
+    }
+
+    /// Parses a TOML string over the defaults (tests, `check-config`).
+    pub fn from_toml(s: &str) -> Result<Config, ConfigError> {
+        let cfg: Config =
+            Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(s)).extract().map_err(Box::new)?;
+        cfg.core()?;
+        Ok(cfg)
+    }
+
+    /// Validates into the typed core configuration.
+    pub fn core(&self) -> Result<CoreConfig, ConfigError> {
+        let windows = Windows::new(&self.windows.list, &self.windows.time_zone)?;
+        let c = &self.events.currency;
+        if c.len() != 3 || !c.bytes().all(|b| b.is_ascii_alphabetic()) {
+            return Err(ConfigError::Invalid { key: "events.currency".into(), msg: format!("{c:?} is not a 3-letter ISO 4217 code") });
+        }
+        if self.events.max_message_bytes == 0 {
+            return Err(ConfigError::Invalid { key: "events.max_message_bytes".into(), msg: "must be above 0".into() });
+        }
+        let mut benchmarks = Vec::new();
+        let mut add = |table: &BTreeMap<String, f64>, team: Option<&String>| -> Result<(), ConfigError> {
+            for (k, v) in table {
+                let key = match team {
+                    Some(t) => format!("benchmarks.teams.{t}.{k}"),
+                    None => format!("benchmarks.{k}"),
+                };
+                let (kpi, bound) = parse_benchmark_key(k).ok_or_else(|| ConfigError::Invalid {
+                    key: key.clone(),
+                    msg: format!("unknown benchmark; expected <kpi>_<min|target|max> with kpi one of {}", BENCHMARK_KPIS.join(", ")),
+                })?;
+                if !v.is_finite() {
+                    return Err(ConfigError::Invalid { key, msg: "must be a finite number".into() });
+                }
+                benchmarks.push(Benchmark { kpi: kpi.into(), bound: bound.into(), team: team.cloned(), value: *v });
+            }
+            Ok(())
+        };
+        add(&self.benchmarks.global, None)?;
+        for (team, table) in &self.benchmarks.teams {
+            add(table, Some(team))?;
+        }
+        Ok(CoreConfig {
+            windows,
+            rules: ValidationRules { max_message_bytes: self.events.max_message_bytes, currency: c.clone() },
+            future_tolerance: duration("events.future_tolerance", &self.events.future_tolerance)?,
+            max_reps: self.limits.max_reps,
+            max_teams: self.limits.max_teams,
+            dedup_horizon: duration("horizons.dedup", &self.horizons.dedup)?,
+            join_horizon: duration("horizons.joins", &self.horizons.joins)?,
+            deal_ttl: duration("horizons.deal_ttl", &self.horizons.deal_ttl)?,
+            benchmarks,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_config_is_the_default() {
+        let text = include_str!("../config/salespulse.toml");
+        let cfg = Config::from_toml(text).unwrap();
+        assert_eq!(cfg, Config::default());
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = Config::from_toml("[windows]\ntime_zon = \"UTC\"\n").unwrap_err().to_string();
+        assert!(e.contains("time_zon"), "{e}");
+        let e = Config::from_toml("[nope]\nx = 1\n").unwrap_err().to_string();
+        assert!(e.contains("nope"), "{e}");
+        let e = Config::from_toml("[benchmarks]\nreach_min = 0.3\n").unwrap_err().to_string();
+        assert!(e.contains("benchmarks.reach_min"), "{e}");
+        let e = Config::from_toml("[benchmarks.teams.emea]\nreach_ratio_mni = 0.3\n").unwrap_err().to_string();
+        assert!(e.contains("benchmarks.teams.emea.reach_ratio_mni"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let e = Config::from_toml("[horizons]\ndedup = \"7 days\"\n").unwrap_err().to_string();
+        assert!(e.contains("horizons.dedup"), "{e}");
+        let e = Config::from_toml("[windows]\ntime_zone = \"Mars/Base\"\n").unwrap_err().to_string();
+        assert!(e.contains("Mars/Base"), "{e}");
+        let e = Config::from_toml("[windows]\nlist = [\"90m:1h\"]\n").unwrap_err().to_string();
+        assert!(e.contains("90m:1h"), "{e}");
+        let e = Config::from_toml("[events]\ncurrency = \"dollars\"\n").unwrap_err().to_string();
+        assert!(e.contains("events.currency"), "{e}");
+    }
+
+    #[test]
+    fn team_overrides() {
+        let cfg = Config::from_toml("[benchmarks.teams.emea-smb]\nreach_ratio_min = 0.30\n").unwrap();
+        let core = cfg.core().unwrap();
+        assert_eq!(core.benchmarks.len(), 6);
+        assert!(core.benchmarks.contains(&Benchmark {
+            kpi: "reach_ratio".into(),
+            bound: "min".into(),
+            team: Some("emea-smb".into()),
+            value: 0.30
+        }));
+    }
+}

@@ -1,0 +1,581 @@
+//! The fold: one event at a time into the state of one shard (one Kafka
+//! partition, or everything in `replay`).
+//!
+//! Owns: the order of the pipeline of `events.md` (parse and validate →
+//! `future` → `cardinality` → duplicate → `late` → apply), the clock, the
+//! mapping of an event to the [`Delta`] it adds to its rep and team, teams and
+//! reps (interned ids), quotas, and periodic compaction.
+//! Must not touch: I/O, threads, async. `replay` and `run` both call
+//! [`Shard::ingest`]; `run` keeps one shard per assigned partition so a
+//! partition's state can be checkpointed and moved on its own.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use hashbrown::HashMap;
+use serde::{Deserialize, Serialize};
+
+use crate::config::CoreConfig;
+use crate::dedup::{fingerprint, Dedup};
+use crate::event::{
+    parse_event, ChurnReason, Direction, Event, EventType, Invalid, InvalidReason, MeetingStatus, Outcome as Touch, Payload,
+    QuotaPeriod, RescheduledBy, SpendCategory, Stage, WonKind,
+};
+use crate::joins::{DealCreated, Joins, Retention};
+use crate::measures::Delta;
+use crate::state::KeyState;
+use crate::time::{Micros, MICROS_PER_DAY, MICROS_PER_HOUR};
+use crate::window::{local_midnight, periods_in, Periods, Windows};
+
+/// What happened to one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Applied,
+    Duplicate,
+    Late,
+    Invalid(Invalid),
+}
+
+impl Outcome {
+    /// The `result` label value.
+    pub fn result(&self) -> &'static str {
+        match self {
+            Outcome::Applied => "applied",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Late => "late",
+            Outcome::Invalid(_) => "invalid",
+        }
+    }
+}
+
+/// Which clock windows end at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    /// The wall clock passed to each call.
+    Wall,
+    /// The largest applied `occurred_at` of the shard.
+    Event,
+    /// A fixed instant (`replay --now`): also the wall clock for `future`.
+    Fixed(Micros),
+}
+
+/// Rep and team counts shared by all shards of a process, for the
+/// cardinality limits.
+#[derive(Debug, Default)]
+pub struct Cardinality {
+    pub reps: AtomicUsize,
+    pub teams: AtomicUsize,
+}
+
+/// What every shard of a process shares: configuration, clock mode, counts.
+#[derive(Debug)]
+pub struct Core {
+    pub cfg: CoreConfig,
+    pub clock: Clock,
+    pub card: Cardinality,
+}
+
+impl Core {
+    pub fn new(cfg: CoreConfig, clock: Clock) -> Self {
+        Core { cfg, clock, card: Cardinality::default() }
+    }
+    fn retention(&self) -> Retention {
+        Retention { joins: self.cfg.join_horizon, deal_ttl: self.cfg.deal_ttl }
+    }
+}
+
+/// Counts of outcomes, for summaries and self-metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub applied: u64,
+    pub duplicate: u64,
+    pub late: u64,
+    pub invalid: [u64; 8],
+}
+
+impl Stats {
+    pub fn count(&mut self, o: &Outcome) {
+        match o {
+            Outcome::Applied => self.applied += 1,
+            Outcome::Duplicate => self.duplicate += 1,
+            Outcome::Late => self.late += 1,
+            Outcome::Invalid(i) => self.invalid[i.reason.index()] += 1,
+        }
+    }
+    pub fn invalid_total(&self) -> u64 {
+        self.invalid.iter().sum()
+    }
+    pub fn total(&self) -> u64 {
+        self.applied + self.duplicate + self.late + self.invalid_total()
+    }
+}
+
+/// Quotas of one rep or team: `(period, first day, amount)`, last set wins.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Quotas(Vec<(QuotaPeriod, i64, f64)>);
+
+impl Quotas {
+    fn set(&mut self, p: QuotaPeriod, day: i64, amount: f64) {
+        match self.0.iter_mut().find(|q| q.0 == p && q.1 == day) {
+            Some(q) => q.2 = amount,
+            None => self.0.push((p, day, amount)),
+        }
+    }
+    pub fn get(&self, p: QuotaPeriod, day: i64) -> Option<f64> {
+        self.0.iter().find(|q| q.0 == p && q.1 == day).map(|q| q.2)
+    }
+    fn prune(&mut self, before_day: i64) {
+        self.0.retain(|q| q.1 >= before_day);
+    }
+}
+
+/// First day (day number) of the month and of the quarter of periods `p`.
+pub fn quota_days(p: &Periods) -> [(QuotaPeriod, i64); 2] {
+    let first = |month: i64| crate::time::days_from_civil(month.div_euclid(12), (month.rem_euclid(12) + 1) as u32, 1);
+    [(QuotaPeriod::Month, first(p.month)), (QuotaPeriod::Quarter, first(p.quarter * 3))]
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Rep {
+    pub id: Box<str>,
+    pub state: KeyState,
+    /// Applied events by type (`sales_events_total`).
+    pub events: [u64; EventType::COUNT],
+    pub quotas: Quotas,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Team {
+    pub id: Box<str>,
+    pub state: KeyState,
+    /// Applied events without a rep, by type.
+    pub events: [u64; EventType::COUNT],
+    pub reps: Vec<Rep>,
+    #[serde(skip)]
+    rep_index: HashMap<Box<str>, u32>,
+    pub joins: Joins,
+    /// The team's own quotas.
+    pub quotas: Quotas,
+}
+
+/// Caches the calendar periods of the last local day looked up.
+#[derive(Debug, Clone, Default)]
+struct PeriodCache {
+    from: Micros,
+    to: Micros,
+    periods: Option<Periods>,
+}
+
+impl PeriodCache {
+    fn get(&mut self, w: &Windows, e: Micros) -> Periods {
+        if let Some(p) = self.periods {
+            if e >= self.from && e < self.to {
+                return p;
+            }
+        }
+        let p = periods_in(w.tz, e);
+        self.from = local_midnight(w.tz, p.day);
+        self.to = local_midnight(w.tz, p.day + 1);
+        self.periods = Some(p);
+        p
+    }
+}
+
+/// The state of one shard.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Shard {
+    pub teams: Vec<Team>,
+    #[serde(skip)]
+    team_index: HashMap<Box<str>, u32>,
+    dedup: Dedup,
+    /// Largest applied `occurred_at`.
+    pub event_clock: Option<Micros>,
+    next_compact: Micros,
+    next_join_sweep: Micros,
+    #[serde(skip)]
+    pub stats: Stats,
+    #[serde(skip)]
+    periods: PeriodCache,
+}
+
+impl Shard {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Rebuilds lookup indexes after deserialization and re-registers the
+    /// shard's reps and teams with the process-wide cardinality counts.
+    pub fn restored(mut self, core: &Core) -> Self {
+        self.team_index = self.teams.iter().enumerate().map(|(i, t)| (t.id.clone(), i as u32)).collect();
+        for t in &mut self.teams {
+            t.rep_index = t.reps.iter().enumerate().map(|(i, r)| (r.id.clone(), i as u32)).collect();
+        }
+        self.register(core);
+        self
+    }
+
+    fn register(&self, core: &Core) {
+        core.card.teams.fetch_add(self.teams.len(), Ordering::Relaxed);
+        core.card.reps.fetch_add(self.rep_count(), Ordering::Relaxed);
+    }
+
+    /// Gives this shard's reps and teams back to the cardinality budget (the
+    /// partition moved away).
+    pub fn release(&self, core: &Core) {
+        core.card.teams.fetch_sub(self.teams.len(), Ordering::Relaxed);
+        core.card.reps.fetch_sub(self.rep_count(), Ordering::Relaxed);
+    }
+
+    pub fn rep_count(&self) -> usize {
+        self.teams.iter().map(|t| t.reps.len()).sum()
+    }
+
+    /// The clock windows end at for this shard, given the wall clock.
+    pub fn clock(&self, core: &Core, wall: Micros) -> Option<Micros> {
+        match core.clock {
+            Clock::Wall => Some(wall),
+            Clock::Fixed(t) => Some(t),
+            Clock::Event => self.event_clock,
+        }
+    }
+
+    /// Folds one message. `wall` is the wall clock (ignored with a fixed clock).
+    pub fn ingest(&mut self, core: &Core, bytes: &[u8], wall: Micros) -> Outcome {
+        let outcome = match parse_event(bytes, &core.cfg.rules) {
+            Ok(ev) => self.apply_event(core, &ev, wall),
+            Err(inv) => Outcome::Invalid(inv),
+        };
+        self.stats.count(&outcome);
+        outcome
+    }
+
+    /// Steps 2–6 of the pipeline for a parsed, valid event.
+    pub fn apply_event(&mut self, core: &Core, ev: &Event<'_>, wall: Micros) -> Outcome {
+        let cfg = &core.cfg;
+        let wall = if let Clock::Fixed(t) = core.clock { t } else { wall };
+        let e = ev.occurred_at;
+        if e > wall.saturating_add(cfg.future_tolerance) {
+            return Outcome::Invalid(Invalid::bare(InvalidReason::Future));
+        }
+
+        // Cardinality: would this create a team or rep beyond the limits?
+        let team_idx = self.team_index.get(&*ev.team).copied();
+        let rep_known = match (team_idx, &ev.rep) {
+            (Some(ti), Some(r)) => self.teams[ti as usize].rep_index.contains_key(&**r),
+            (_, None) => true,
+            (None, Some(_)) => false,
+        };
+        if team_idx.is_none() && core.card.teams.load(Ordering::Relaxed) >= cfg.max_teams {
+            return Outcome::Invalid(Invalid::bare(InvalidReason::Cardinality));
+        }
+        if !rep_known && core.card.reps.load(Ordering::Relaxed) >= cfg.max_reps {
+            return Outcome::Invalid(Invalid::bare(InvalidReason::Cardinality));
+        }
+
+        let t = match core.clock {
+            Clock::Wall => wall,
+            Clock::Fixed(t) => t,
+            Clock::Event => self.event_clock.map_or(e, |c| c.max(e)),
+        };
+        let fp = fingerprint(&ev.event_id);
+        if self.dedup.is_duplicate(fp, t, cfg.dedup_horizon) {
+            return Outcome::Duplicate;
+        }
+        if e < cfg.windows.kept_from(t) {
+            return Outcome::Late;
+        }
+
+        // Apply.
+        let ti = match team_idx {
+            Some(i) => i as usize,
+            None => {
+                core.card.teams.fetch_add(1, Ordering::Relaxed);
+                self.teams.push(Team {
+                    id: ev.team.as_ref().into(),
+                    state: KeyState::new(&cfg.windows),
+                    events: [0; EventType::COUNT],
+                    reps: Vec::new(),
+                    rep_index: HashMap::new(),
+                    joins: Joins::default(),
+                    quotas: Quotas::default(),
+                });
+                self.team_index.insert(ev.team.as_ref().into(), (self.teams.len() - 1) as u32);
+                self.teams.len() - 1
+            }
+        };
+        let team = &mut self.teams[ti];
+        let ri = ev.rep.as_ref().map(|r| match team.rep_index.get(&**r) {
+            Some(&i) => i as usize,
+            None => {
+                core.card.reps.fetch_add(1, Ordering::Relaxed);
+                team.reps.push(Rep {
+                    id: r.as_ref().into(),
+                    state: KeyState::new(&cfg.windows),
+                    events: [0; EventType::COUNT],
+                    quotas: Quotas::default(),
+                });
+                team.rep_index.insert(r.as_ref().into(), (team.reps.len() - 1) as u32);
+                team.reps.len() - 1
+            }
+        });
+
+        let delta = delta_of(ev, ri, team, t, core.retention());
+        if let Some(d) = delta {
+            let pe = self.periods.get(&cfg.windows, e);
+            let pt = self.periods.get(&cfg.windows, t);
+            team.state.add(&cfg.windows, e, &pe, t, &pt, &d);
+            if let Some(ri) = ri {
+                team.reps[ri].state.add(&cfg.windows, e, &pe, t, &pt, &d);
+            }
+        }
+        match ri {
+            Some(ri) => team.reps[ri].events[ev.ty.index()] += 1,
+            None => team.events[ev.ty.index()] += 1,
+        }
+        self.dedup.record(fp, t, cfg.dedup_horizon);
+        if core.clock == Clock::Event {
+            self.event_clock = Some(t);
+        } else {
+            self.event_clock = Some(self.event_clock.map_or(e, |c| c.max(e)));
+        }
+        if t >= self.next_compact {
+            self.maintain(core, t);
+        }
+        Outcome::Applied
+    }
+
+    /// Frees state no window, join or quota can use at clock `t`. Runs every
+    /// hour of clock time from [`Shard::ingest`]; `run` also calls it when idle.
+    pub fn maintain(&mut self, core: &Core, t: Micros) {
+        let w = &core.cfg.windows;
+        let pt = periods_in(w.tz, t);
+        let keep_quota_from = quota_days(&pt)[1].1;
+        let sweep_joins = t >= self.next_join_sweep;
+        for team in &mut self.teams {
+            team.state.compact(w, t, &pt);
+            team.quotas.prune(keep_quota_from);
+            for rep in &mut team.reps {
+                rep.state.compact(w, t, &pt);
+                rep.quotas.prune(keep_quota_from);
+            }
+            if sweep_joins {
+                team.joins.sweep(t, core.retention());
+            }
+        }
+        if sweep_joins {
+            self.next_join_sweep = t + MICROS_PER_DAY;
+        }
+        self.next_compact = t + MICROS_PER_HOUR;
+    }
+
+    /// Approximate bytes of state, for `salespulse_state_bytes` and benches.
+    pub fn heap_bytes(&self) -> usize {
+        let teams: usize = self
+            .teams
+            .iter()
+            .map(|t| {
+                std::mem::size_of::<Team>()
+                    + t.state.heap_bytes()
+                    + t.joins.heap_bytes()
+                    + t.reps.capacity() * std::mem::size_of::<Rep>()
+                    + t.reps.iter().map(|r| r.state.heap_bytes() + r.id.len()).sum::<usize>()
+                    + t.rep_index.capacity() * 24
+            })
+            .sum();
+        teams + self.dedup.heap_bytes() + self.team_index.capacity() * 24
+    }
+
+    pub fn team(&self, id: &str) -> Option<&Team> {
+        self.team_index.get(id).map(|&i| &self.teams[i as usize])
+    }
+}
+
+/// What `ev` adds to its rep's and team's windows (`None`: nothing windowed,
+/// e.g. `quota.set`), updating joins and quotas on the way.
+fn delta_of(ev: &Event<'_>, rep: Option<usize>, team: &mut Team, t: Micros, r: Retention) -> Option<Delta> {
+    let e = ev.occurred_at;
+    let mut d = Delta::default();
+    d.act.active = u32::from(rep.is_some());
+    match &ev.payload {
+        Payload::LeadCreated { lead, .. } => {
+            d.funnel().leads_created = 1;
+            team.joins.lead_created(lead, e, t, r);
+        }
+        Payload::LeadQualified { stage, .. } => match stage {
+            Stage::Mql => d.funnel().mqls = 1,
+            Stage::Sql => d.funnel().sqls = 1,
+        },
+        Payload::Touch { call, lead, direction, outcome } => match direction {
+            Direction::Inbound => d.act.inbound = 1,
+            Direction::Outbound => {
+                d.act.outbound = 1;
+                if *call {
+                    d.act.outbound_calls = 1;
+                    d.act.connects = u32::from(matches!(outcome, Touch::Connected | Touch::Meaningful));
+                }
+                d.act.meaningful = u32::from(*outcome == Touch::Meaningful);
+                if let Some(secs) = lead.as_ref().and_then(|l| team.joins.outbound_activity(l, e, t, r)) {
+                    let f = d.funnel();
+                    f.lead_responses = 1;
+                    f.lead_responses_within_1h = u32::from(secs <= 3600.0);
+                    f.response_seconds = secs;
+                    f.response_obs = Some(secs);
+                }
+            }
+        },
+        Payload::MeetingBooked => d.funnel().meetings_booked = 1,
+        Payload::MeetingCompleted { status, rescheduled_by } => {
+            let f = d.funnel();
+            match status {
+                MeetingStatus::Held => f.meetings_held = 1,
+                MeetingStatus::NoShow => f.meetings_no_show = 1,
+                MeetingStatus::Rescheduled => {
+                    f.meetings_rescheduled_by_rep = u32::from(*rescheduled_by == Some(RescheduledBy::Rep));
+                }
+                MeetingStatus::Canceled => {}
+            }
+        }
+        Payload::DealCreated { deal, amount } => {
+            // deal.created always has a rep (validated).
+            let owner = rep.unwrap_or_default() as u32;
+            if team.joins.deal_created(deal, *amount, owner, e, t, r) == DealCreated::Opened {
+                let f = d.funnel();
+                f.deals_created = 1;
+                f.pipeline_added = *amount;
+            }
+        }
+        Payload::QuoteSent => d.funnel().quotes_sent = 1,
+        Payload::DealWon { deal, lead, amount, kind, margin } => {
+            let cycle = team.joins.deal_won(deal, lead.as_deref(), e, t, r);
+            let f = d.funnel();
+            f.deals_won = 1;
+            f.revenue = *amount;
+            match kind {
+                WonKind::New => f.new_customers = 1,
+                WonKind::Upsell | WonKind::CrossSell => f.upsell_deals = 1,
+                WonKind::Renewal => {}
+            }
+            if let Some(m) = margin {
+                f.margin = *m;
+                f.margin_base = *amount;
+            }
+            if let Some(secs) = cycle {
+                f.cycles = 1;
+                f.cycle_seconds = secs;
+                f.cycle_obs = Some(secs);
+            }
+        }
+        Payload::DealLost { deal } => {
+            team.joins.deal_lost(deal);
+            d.funnel().deals_lost = 1;
+        }
+        Payload::Nps { score } => {
+            let f = d.funnel();
+            f.nps_responses = 1;
+            f.nps_promoters = u32::from(*score >= 9);
+            f.nps_detractors = u32::from(*score <= 6);
+        }
+        Payload::Churned { reason, mrr } => {
+            let f = d.funnel();
+            match reason {
+                ChurnReason::Voluntary => f.churned_voluntary = 1,
+                ChurnReason::Involuntary => f.churned_involuntary = 1,
+            }
+            f.churned_mrr = mrr.unwrap_or(0.0);
+        }
+        Payload::Spend { amount, category } => {
+            let f = d.funnel();
+            match category {
+                SpendCategory::Marketing => f.spend_marketing = *amount,
+                SpendCategory::Sales => f.spend_sales = *amount,
+            }
+        }
+        Payload::Quota { period, period_start_day, amount } => {
+            match rep {
+                Some(ri) => team.reps[ri].quotas.set(*period, *period_start_day, *amount),
+                None => team.quotas.set(*period, *period_start_day, *amount),
+            }
+            return None;
+        }
+    }
+    Some(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::parse_rfc3339;
+
+    fn core(clock: Clock) -> Core {
+        Core::new(CoreConfig::default(), clock)
+    }
+
+    fn line(id: &str, ty: &str, at: &str, extra: &str) -> String {
+        format!(r#"{{"event_id":"{id}","type":"{ty}","occurred_at":"{at}","team_id":"t1","rep_id":"r1"{extra}}}"#)
+    }
+
+    const NOW: &str = "2026-11-15T08:00:00Z";
+
+    fn wall() -> Micros {
+        parse_rfc3339(NOW).unwrap()
+    }
+
+    #[test]
+    fn pipeline_order_and_counts() {
+        let c = core(Clock::Event);
+        let mut s = Shard::new();
+        let call = line("a", "call.logged", "2026-11-15T07:00:00Z", r#","outcome":"meaningful""#);
+        assert_eq!(s.ingest(&c, call.as_bytes(), wall()), Outcome::Applied);
+        assert_eq!(s.ingest(&c, call.as_bytes(), wall()), Outcome::Duplicate);
+        // future: more than 5 minutes after the wall clock
+        let fut = line("b", "call.logged", "2026-11-15T08:05:01Z", r#","outcome":"meaningful""#);
+        assert!(matches!(s.ingest(&c, fut.as_bytes(), wall()), Outcome::Invalid(i) if i.reason == InvalidReason::Future));
+        let ok = line("b2", "call.logged", "2026-11-15T08:05:00Z", r#","outcome":"meaningful""#);
+        assert_eq!(s.ingest(&c, ok.as_bytes(), wall()), Outcome::Applied);
+        // late: before the 30d previous window (day floor - 59) and the quarter start
+        let late = line("c", "call.logged", "2026-09-16T23:59:59Z", r#","outcome":"meaningful""#);
+        assert_eq!(s.ingest(&c, late.as_bytes(), wall()), Outcome::Late);
+        let kept = line("d", "call.logged", "2026-09-17T00:00:00Z", r#","outcome":"meaningful""#);
+        assert_eq!(s.ingest(&c, kept.as_bytes(), wall()), Outcome::Applied);
+        assert_eq!(s.stats, Stats { applied: 3, duplicate: 1, late: 1, invalid: [0, 0, 0, 0, 0, 1, 0, 0] });
+        assert_eq!(s.team("t1").unwrap().reps[0].events[EventType::CallLogged.index()], 3);
+    }
+
+    #[test]
+    fn cardinality_limits() {
+        let mut cfg = CoreConfig::default();
+        cfg.max_reps = 1;
+        cfg.max_teams = 1;
+        let c = Core::new(cfg, Clock::Fixed(wall()));
+        let mut s = Shard::new();
+        let ok = line("a", "quote.sent", "2026-11-15T07:00:00Z", "");
+        assert_eq!(s.ingest(&c, ok.as_bytes(), 0), Outcome::Applied);
+        let new_rep = ok.replace("\"r1\"", "\"r2\"").replace("\"a\"", "\"b\"");
+        assert!(matches!(s.ingest(&c, new_rep.as_bytes(), 0), Outcome::Invalid(i) if i.reason == InvalidReason::Cardinality));
+        let new_team = ok.replace("\"t1\"", "\"t2\"").replace("\"a\"", "\"c\"");
+        assert!(matches!(s.ingest(&c, new_team.as_bytes(), 0), Outcome::Invalid(i) if i.reason == InvalidReason::Cardinality));
+        // cardinality is checked before dedup: a duplicate from a new rep is still cardinality
+        let dup_new_rep = ok.replace("\"r1\"", "\"r2\"");
+        assert!(matches!(s.ingest(&c, dup_new_rep.as_bytes(), 0), Outcome::Invalid(i) if i.reason == InvalidReason::Cardinality));
+        // an event without a rep on the known team is fine
+        let team_only = r#"{"event_id":"z","type":"spend.recorded","occurred_at":"2026-11-15T07:00:00Z","team_id":"t1","amount":5,"category":"sales"}"#;
+        assert_eq!(s.ingest(&c, team_only.as_bytes(), 0), Outcome::Applied);
+    }
+
+    #[test]
+    fn dedup_uses_the_application_clock() {
+        let c = core(Clock::Event);
+        let mut s = Shard::new();
+        let old = line("old", "quote.sent", "2026-11-01T00:00:00Z", "");
+        let recent = line("recent", "quote.sent", "2026-11-20T00:00:00Z", "");
+        let w = parse_rfc3339("2026-11-20T00:00:00Z").unwrap();
+        assert_eq!(s.ingest(&c, recent.as_bytes(), w), Outcome::Applied);
+        // applied at clock Nov 20 although it happened Nov 1: a re-delivery right after is a duplicate
+        assert_eq!(s.ingest(&c, old.as_bytes(), w), Outcome::Applied);
+        assert_eq!(s.ingest(&c, old.as_bytes(), w), Outcome::Duplicate);
+        // 7 days and a second later it is forgotten
+        let later = line("later", "quote.sent", "2026-11-27T00:00:01Z", "");
+        let w2 = parse_rfc3339("2026-11-27T00:00:01Z").unwrap();
+        assert_eq!(s.ingest(&c, later.as_bytes(), w2), Outcome::Applied);
+        assert_eq!(s.ingest(&c, recent.as_bytes(), w2), Outcome::Applied);
+    }
+}

@@ -1,0 +1,46 @@
+//! salespulse: a streaming sales-KPI engine. CRM events in (JSON, from Kafka
+//! or a file), live funnel KPIs out (Prometheus text format).
+//!
+//! The contract is `shared/spec/events.md` (input) and
+//! `shared/spec/metrics.md` (output); `docs/` explains both to their
+//! audiences.
+//!
+//! # Layout
+//!
+//! The pure core (no I/O, no async, shared by `replay` and `run`):
+//!
+//! - [`time`]: RFC 3339 parsing, microsecond timestamps, civil dates.
+//! - [`event`]: the event model and its validation (invalid reasons).
+//! - [`window`]: window definitions, bucket arithmetic, calendar periods in a
+//!   time zone, the late horizon.
+//! - [`measures`]: what one bucket accumulates and what one event adds.
+//! - [`sketch`]: the mergeable quantile sketch for durations.
+//! - [`state`]: the windowed state of one rep or team.
+//! - [`dedup`]: applied `event_id`s within the dedup horizon.
+//! - [`joins`]: lead response, sales cycle and the open-deal book.
+//! - [`engine`]: the fold of one event into a shard (pipeline order, clock,
+//!   event → delta, cardinality, compaction).
+//! - [`kpi`]: every windowed KPI family and its formula.
+//! - [`render`]: streaming Prometheus exposition of a set of shards.
+//! - [`config`]: the configuration file and its validation.
+//! - [`gen`]: a seedable generator of realistic CRM event streams.
+//!
+//! Adapters (I/O at the edge):
+//!
+//! - [`replay`]: folds an NDJSON stream through one shard.
+//! - `src/main.rs`: the `salespulse` command line.
+
+pub mod config;
+pub mod dedup;
+pub mod engine;
+pub mod event;
+pub mod gen;
+pub mod joins;
+pub mod kpi;
+pub mod measures;
+pub mod render;
+pub mod replay;
+pub mod sketch;
+pub mod state;
+pub mod time;
+pub mod window;

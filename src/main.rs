@@ -1,0 +1,220 @@
+//! The `salespulse` command line: the binary's edge, where errors become
+//! `anyhow` messages and exit codes.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+use salespulse::config::Config;
+use salespulse::engine::{Clock, Core, Shard};
+use salespulse::time::{format_rfc3339, parse_rfc3339, wall_now};
+
+#[derive(Parser)]
+#[command(name = "salespulse", version, about = "Streaming sales KPIs: CRM events in, Prometheus metrics out")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Fold an NDJSON file of CRM events (or `-` for stdin) and print the final exposition.
+    Replay {
+        /// NDJSON file, one event per line; `-` reads standard input.
+        file: String,
+        /// Evaluate at this instant (RFC 3339) instead of the event clock; also the wall clock for `future`.
+        #[arg(long)]
+        now: Option<String>,
+        /// Configuration file (defaults apply without one).
+        #[arg(long, env = "SALESPULSE_CONFIG")]
+        config: Option<PathBuf>,
+        /// Do not print the per-line messages of invalid events.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Write a generated, realistic CRM event stream as NDJSON.
+    Gen(GenArgs),
+    /// Validate a configuration file and print the effective configuration.
+    CheckConfig {
+        file: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct GenArgs {
+    /// Random seed: the same seed gives the same bytes.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[arg(long, default_value_t = 4)]
+    teams: usize,
+    #[arg(long, default_value_t = 8)]
+    reps_per_team: usize,
+    /// Simulated days.
+    #[arg(long, default_value_t = 14)]
+    days: u32,
+    /// Start of the simulated period (RFC 3339).
+    #[arg(long, default_value = "2026-11-02T00:00:00Z")]
+    start: String,
+    /// Outbound touches per rep per working day.
+    #[arg(long, default_value_t = 40)]
+    activities: u32,
+    /// Jitter the order by up to this many seconds of event time.
+    #[arg(long, default_value_t = 0)]
+    disorder_s: u32,
+    /// Share of events delivered twice.
+    #[arg(long, default_value_t = 0.0)]
+    redeliver: f64,
+    /// Share of extra broken lines.
+    #[arg(long, default_value_t = 0.0)]
+    broken: f64,
+    /// TEAM_INDEX:REP_INDEX of a rep whose reach rate is far below benchmark.
+    #[arg(long)]
+    laggard: Option<String>,
+    /// Stop after this many lines.
+    #[arg(long)]
+    limit: Option<u64>,
+    /// Output file (default: standard output).
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        Cmd::Replay { file, now, config, quiet } => replay(&file, now.as_deref(), config, quiet),
+        Cmd::Gen(args) => gen(args),
+        Cmd::CheckConfig { file } => check_config(file),
+    };
+    if let Err(e) = result {
+        // A closed pipe (`| head`) is not an error worth a message.
+        if e.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe) {
+            std::process::exit(0);
+        }
+        eprintln!("salespulse: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn replay(file: &str, now: Option<&str>, config: Option<PathBuf>, quiet: bool) -> Result<()> {
+    let cfg = Config::load(config.as_deref()).context("loading configuration")?;
+    let clock = match now {
+        Some(s) => Clock::Fixed(parse_rfc3339(s).with_context(|| format!("--now {s:?} is not an RFC 3339 timestamp"))?),
+        None => Clock::Event,
+    };
+    let core = Core::new(cfg.core()?, clock);
+    let (mut input, total): (Box<dyn BufRead>, Option<u64>) = if file == "-" {
+        (Box::new(BufReader::with_capacity(1 << 20, io::stdin().lock())), None)
+    } else {
+        let f = File::open(file).with_context(|| format!("opening {file}"))?;
+        let len = f.metadata().ok().map(|m| m.len());
+        (Box::new(BufReader::with_capacity(1 << 20, f)), len)
+    };
+    let bar = (io::stderr().is_terminal() && total.is_some_and(|n| n > 8 << 20)).then(|| {
+        let b = indicatif::ProgressBar::new(total.unwrap_or(0));
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    });
+    let mut shard = Shard::new();
+    let mut shown = 0u64;
+    let summary = salespulse::replay::replay(
+        &mut input,
+        &mut shard,
+        &core,
+        &wall_now,
+        &mut |bytes| {
+            if let Some(b) = &bar {
+                b.set_position(bytes);
+            }
+        },
+        &mut |line, inv| {
+            if !quiet && shown < 20 {
+                eprintln!("salespulse: line {line}: invalid event: {inv}");
+                shown += 1;
+                if shown == 20 {
+                    eprintln!("salespulse: further invalid lines are counted, not shown");
+                }
+            }
+        },
+    )
+    .with_context(|| format!("reading {file}"))?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let t = shard.clock(&core, wall_now());
+    let mut out = String::with_capacity(1 << 20);
+    if let Some(t) = t {
+        salespulse::render::render(&[&shard], &core, t, &mut out);
+    }
+    let stdout = io::stdout();
+    let mut w = BufWriter::new(stdout.lock());
+    w.write_all(out.as_bytes())?;
+    w.flush()?;
+    let clock = t.map(format_rfc3339).unwrap_or_else(|| "none (no event applied)".into());
+    eprintln!("salespulse: replay {summary} clock={clock}");
+    Ok(())
+}
+
+fn gen(a: GenArgs) -> Result<()> {
+    use salespulse::gen::{GenConfig, Generator};
+    let laggard = match a.laggard.as_deref() {
+        None => None,
+        Some(s) => {
+            let (t, r) = s.split_once(':').context("--laggard expects TEAM_INDEX:REP_INDEX, e.g. 0:3")?;
+            let (t, r): (usize, usize) = (t.parse()?, r.parse()?);
+            if t >= a.teams || r >= a.reps_per_team {
+                bail!("--laggard {s}: there are {} teams of {} reps (indexes start at 0)", a.teams, a.reps_per_team);
+            }
+            Some((t, r))
+        }
+    };
+    let start_ms = parse_rfc3339(&a.start).with_context(|| format!("--start {:?} is not RFC 3339", a.start))? / 1000;
+    let cfg = GenConfig {
+        seed: a.seed,
+        teams: a.teams,
+        reps_per_team: a.reps_per_team,
+        days: a.days,
+        start_ms,
+        activities_per_rep_day: a.activities,
+        disorder_s: a.disorder_s,
+        redeliver_ratio: a.redeliver,
+        broken_ratio: a.broken,
+        laggard,
+    };
+    let out: Box<dyn Write> = match &a.output {
+        Some(p) => Box::new(File::create(p).with_context(|| format!("creating {}", p.display()))?),
+        None => Box::new(io::stdout().lock()),
+    };
+    let mut w = BufWriter::with_capacity(1 << 20, out);
+    let mut n = 0u64;
+    for ev in Generator::new(cfg) {
+        if a.limit.is_some_and(|l| n >= l) {
+            break;
+        }
+        w.write_all(ev.line.as_bytes())?;
+        w.write_all(b"\n")?;
+        n += 1;
+    }
+    w.flush()?;
+    eprintln!("salespulse: gen wrote {n} events");
+    Ok(())
+}
+
+fn check_config(file: PathBuf) -> Result<()> {
+    let cfg = Config::load(Some(&file)).with_context(|| format!("{}", file.display()))?;
+    let core = cfg.core()?;
+    println!("{}: ok", file.display());
+    println!(
+        "windows: {}; time zone {}; {} benchmarks; kafka: {}",
+        core.windows.defs.iter().map(|d| d.name.as_str()).collect::<Vec<_>>().join(", "),
+        cfg.windows.time_zone,
+        core.benchmarks.len(),
+        if cfg.kafka.brokers.is_empty() { "embedded demo broker".to_string() } else { cfg.kafka.brokers.clone() }
+    );
+    Ok(())
+}
