@@ -157,26 +157,40 @@ pub struct Team {
     pub quotas: Quotas,
 }
 
-/// Caches the calendar periods of the last local day looked up.
+/// Caches the calendar periods of the two local days looked up last (the
+/// event's and the clock's, usually the same) and the late horizon, whose
+/// computation needs time-zone conversions.
 #[derive(Debug, Clone, Default)]
-struct PeriodCache {
-    from: Micros,
-    to: Micros,
-    periods: Option<Periods>,
+struct TimeCache {
+    /// `(from, to, periods)`: periods of every instant in `[from, to)`.
+    days: [Option<(Micros, Micros, Periods)>; 2],
+    next: usize,
+    /// `(from, until, kept_from)`.
+    kept: Option<(Micros, Micros, Micros)>,
 }
 
-impl PeriodCache {
-    fn get(&mut self, w: &Windows, e: Micros) -> Periods {
-        if let Some(p) = self.periods {
-            if e >= self.from && e < self.to {
-                return p;
+impl TimeCache {
+    fn periods(&mut self, w: &Windows, e: Micros) -> Periods {
+        for (from, to, p) in self.days.iter().flatten() {
+            if e >= *from && e < *to {
+                return *p;
             }
         }
         let p = periods_in(w.tz, e);
-        self.from = local_midnight(w.tz, p.day);
-        self.to = local_midnight(w.tz, p.day + 1);
-        self.periods = Some(p);
+        self.days[self.next] = Some((local_midnight(w.tz, p.day), local_midnight(w.tz, p.day + 1), p));
+        self.next = 1 - self.next;
         p
+    }
+
+    fn kept_from(&mut self, w: &Windows, t: Micros) -> Micros {
+        if let Some((from, until, v)) = self.kept {
+            if t >= from && t < until {
+                return v;
+            }
+        }
+        let (v, until) = w.kept_from_until(t);
+        self.kept = Some((t, until, v));
+        v
     }
 }
 
@@ -194,7 +208,7 @@ pub struct Shard {
     #[serde(skip)]
     pub stats: Stats,
     #[serde(skip)]
-    periods: PeriodCache,
+    cache: TimeCache,
 }
 
 impl Shard {
@@ -280,7 +294,7 @@ impl Shard {
         if self.dedup.is_duplicate(fp, t, cfg.dedup_horizon) {
             return Outcome::Duplicate;
         }
-        if e < cfg.windows.kept_from(t) {
+        if e < self.cache.kept_from(&cfg.windows, t) {
             return Outcome::Late;
         }
 
@@ -320,8 +334,8 @@ impl Shard {
 
         let delta = delta_of(ev, ri, team, t, core.retention());
         if let Some(d) = delta {
-            let pe = self.periods.get(&cfg.windows, e);
-            let pt = self.periods.get(&cfg.windows, t);
+            let pe = self.cache.periods(&cfg.windows, e);
+            let pt = self.cache.periods(&cfg.windows, t);
             team.state.add(&cfg.windows, e, &pe, t, &pt, &d);
             if let Some(ri) = ri {
                 team.reps[ri].state.add(&cfg.windows, e, &pe, t, &pt, &d);
@@ -418,7 +432,7 @@ fn delta_of(ev: &Event<'_>, rep: Option<usize>, team: &mut Team, t: Micros, r: R
                     f.lead_responses = 1;
                     f.lead_responses_within_1h = u32::from(secs <= 3600.0);
                     f.response_seconds = secs;
-                    f.response_obs = Some(secs);
+                    f.response_obs = Some((secs, crate::sketch::bin_of(secs)));
                 }
             }
         },
@@ -461,7 +475,7 @@ fn delta_of(ev: &Event<'_>, rep: Option<usize>, team: &mut Team, t: Micros, r: R
             if let Some(secs) = cycle {
                 f.cycles = 1;
                 f.cycle_seconds = secs;
-                f.cycle_obs = Some(secs);
+                f.cycle_obs = Some((secs, crate::sketch::bin_of(secs)));
             }
         }
         Payload::DealLost { deal } => {

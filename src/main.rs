@@ -55,9 +55,9 @@ struct GenArgs {
     /// Simulated days.
     #[arg(long, default_value_t = 14)]
     days: u32,
-    /// Start of the simulated period (RFC 3339).
-    #[arg(long, default_value = "2026-11-02T00:00:00Z")]
-    start: String,
+    /// Start of the simulated period (RFC 3339); default: `days` days before today's UTC midnight, so the stream ends today.
+    #[arg(long)]
+    start: Option<String>,
     /// Outbound touches per rep per working day.
     #[arg(long, default_value_t = 40)]
     activities: u32,
@@ -173,7 +173,13 @@ fn gen(a: GenArgs) -> Result<()> {
             Some((t, r))
         }
     };
-    let start_ms = parse_rfc3339(&a.start).with_context(|| format!("--start {:?} is not RFC 3339", a.start))? / 1000;
+    let start_ms = match &a.start {
+        Some(s) => parse_rfc3339(s).with_context(|| format!("--start {s:?} is not RFC 3339"))? / 1000,
+        None => {
+            let day = salespulse::time::MICROS_PER_DAY;
+            (wall_now().div_euclid(day) - a.days as i64) * day / 1000
+        }
+    };
     let cfg = GenConfig {
         seed: a.seed,
         teams: a.teams,

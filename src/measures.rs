@@ -53,11 +53,11 @@ macro_rules! funnel {
             fn add(&mut self, d: &FunnelDelta) {
                 $(self.$c += d.$c;)*
                 $(self.$s += d.$s;)*
-                if let Some(x) = d.response_obs {
-                    self.response.insert(x);
+                if let Some((x, bin)) = d.response_obs {
+                    self.response.insert_binned(x, bin);
                 }
-                if let Some(x) = d.cycle_obs {
-                    self.cycle.insert(x);
+                if let Some((x, bin)) = d.cycle_obs {
+                    self.cycle.insert_binned(x, bin);
                 }
             }
         }
@@ -76,10 +76,10 @@ macro_rules! funnel {
         pub struct FunnelDelta {
             $(pub $c: u32,)*
             $(pub $s: f64,)*
-            /// A lead-response observation, seconds.
-            pub response_obs: Option<f64>,
-            /// A sales-cycle observation, seconds.
-            pub cycle_obs: Option<f64>,
+            /// A lead-response observation: seconds and sketch bin.
+            pub response_obs: Option<(f64, i16)>,
+            /// A sales-cycle observation: seconds and sketch bin.
+            pub cycle_obs: Option<(f64, i16)>,
         }
     };
 }
@@ -187,11 +187,14 @@ impl Totals {
         }
     }
 
+    /// Resets to zero, keeping the sketches' allocations for the next window.
     pub fn clear(&mut self) {
         self.act = ActivityTotals::default();
-        if self.f != FunnelTotals::default() {
-            self.f = FunnelTotals::default();
-        }
+        let mut response = std::mem::take(&mut self.f.response);
+        let mut cycle = std::mem::take(&mut self.f.cycle);
+        response.clear();
+        cycle.clear();
+        self.f = FunnelTotals { response, cycle, ..FunnelTotals::default() };
     }
 }
 
@@ -209,7 +212,7 @@ mod tests {
         m.add(&d);
         assert!(m.funnel.is_none());
         d.funnel().revenue = 5.5;
-        d.funnel().response_obs = Some(60.0);
+        d.funnel().response_obs = Some((60.0, crate::sketch::bin_of(60.0)));
         m.add(&d);
         m.add(&d);
         let mut t = Totals::default();

@@ -101,6 +101,18 @@ pub fn replay(
     Ok(Summary { stats: shard.stats.clone(), lines, bytes, seconds: start.elapsed().as_secs_f64() })
 }
 
+/// Length of a line without its `\n` / `\r\n` ending, given the bytes
+/// consumed and the (possibly truncated) buffer holding its start.
+fn line_body_len(buf: &[u8], consumed: usize) -> usize {
+    let kept = trim_line(buf).len();
+    if kept < buf.len() {
+        // the whole line, ending included, fit in the buffer
+        kept
+    } else {
+        consumed
+    }
+}
+
 fn trim_line(b: &[u8]) -> &[u8] {
     let mut end = b.len();
     while end > 0 && matches!(b[end - 1], b'\n' | b'\r') {
@@ -121,15 +133,14 @@ fn read_line_capped(input: &mut dyn BufRead, buf: &mut Vec<u8>, max: usize) -> i
             Err(e) => return Err(e),
         };
         if avail.is_empty() {
-            return Ok((consumed, content > max));
+            return Ok((consumed, line_body_len(buf, content) > max));
         }
         let (chunk, done) = match avail.iter().position(|&b| b == b'\n') {
             Some(i) => (&avail[..=i], true),
             None => (avail, false),
         };
         let len = chunk.len();
-        let body = chunk.iter().filter(|&&b| b != b'\n' && b != b'\r').count();
-        content += body;
+        content += len;
         if buf.len() < max + 2 {
             let room = (max + 2 - buf.len()).min(len);
             buf.extend_from_slice(&chunk[..room]);
@@ -137,7 +148,7 @@ fn read_line_capped(input: &mut dyn BufRead, buf: &mut Vec<u8>, max: usize) -> i
         input.consume(len);
         consumed += len;
         if done {
-            return Ok((consumed, content > max));
+            return Ok((consumed, line_body_len(buf, content) > max));
         }
     }
 }

@@ -26,7 +26,9 @@ fn gamma_ln() -> f64 {
     ((1.0 + ALPHA) / (1.0 - ALPHA)).ln()
 }
 
-fn bin_of(x: f64) -> i16 {
+/// The bin of a value (computed once per observation and reused for every
+/// bucket the observation is added to).
+pub fn bin_of(x: f64) -> i16 {
     if x <= MIN_POSITIVE {
         return ZERO_BIN;
     }
@@ -55,6 +57,13 @@ impl Sketch {
         self.bins.is_empty()
     }
 
+    /// Empties the sketch, keeping its allocation.
+    pub fn clear(&mut self) {
+        self.bins.clear();
+        self.min = 0.0;
+        self.max = 0.0;
+    }
+
     pub fn count(&self) -> u64 {
         self.bins.iter().map(|&(_, c)| c as u64).sum()
     }
@@ -69,6 +78,11 @@ impl Sketch {
     /// Records one observation (seconds, `>= 0`).
     pub fn insert(&mut self, x: f64) {
         let x = if x.is_finite() && x > 0.0 { x } else { 0.0 };
+        self.insert_binned(x, bin_of(x));
+    }
+
+    /// Records observation `x` whose bin is `bin` (= `bin_of(x)`).
+    pub fn insert_binned(&mut self, x: f64, bin: i16) {
         if self.bins.is_empty() {
             self.min = x;
             self.max = x;
@@ -76,7 +90,7 @@ impl Sketch {
             self.min = self.min.min(x);
             self.max = self.max.max(x);
         }
-        self.add_bin(bin_of(x), 1);
+        self.add_bin(bin, 1);
     }
 
     /// Adds all observations of `other`.

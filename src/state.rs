@@ -25,6 +25,10 @@ use crate::window::{Calendar, Periods, WindowKind, Windows};
 /// Buckets of one size.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Ring {
+    /// The bucket index of the clock at the last compaction: compaction is
+    /// skipped while it is unchanged.
+    #[serde(default)]
+    compacted_at: i64,
     /// Full buckets, sorted by bucket index.
     cur: VecDeque<(i64, Measures)>,
     /// Revenue of older buckets still inside some previous window, sorted.
@@ -77,7 +81,7 @@ impl KeyState {
         for (ring, g) in self.rings.iter_mut().zip(&w.grans) {
             let now = t.div_euclid(g.bucket);
             let idx = e.div_euclid(g.bucket);
-            ring.compact(now, g.current_buckets);
+            ring.compact(now, g.current_buckets, false);
             if idx > now - g.current_buckets {
                 insert_sorted(&mut ring.cur, idx, Measures::default).add(d);
             } else if idx > now - 2 * g.current_buckets {
@@ -107,7 +111,7 @@ impl KeyState {
     /// Frees buckets and periods that no window can see at clock `t`.
     pub fn compact(&mut self, w: &Windows, t: Micros, pt: &Periods) {
         for (ring, g) in self.rings.iter_mut().zip(&w.grans) {
-            ring.compact(t.div_euclid(g.bucket), g.current_buckets);
+            ring.compact(t.div_euclid(g.bucket), g.current_buckets, true);
         }
         self.cal.retain(|s| s.period >= pt.get(s.cal));
     }
@@ -178,7 +182,14 @@ impl KeyState {
 }
 
 impl Ring {
-    fn compact(&mut self, now: i64, n: i64) {
+    /// Moves buckets out of the current range into revenue-only ones and
+    /// drops what left the previous range; `shrink` also returns spare
+    /// capacity (done in the periodic sweep, not on every write).
+    fn compact(&mut self, now: i64, n: i64, shrink: bool) {
+        if now == self.compacted_at && !shrink {
+            return;
+        }
+        self.compacted_at = now;
         while let Some((idx, _)) = self.cur.front() {
             if *idx > now - n {
                 break;
@@ -192,7 +203,7 @@ impl Ring {
         while self.prev.front().is_some_and(|(idx, _)| *idx <= now - 2 * n) {
             self.prev.pop_front();
         }
-        if self.cur.capacity() > 2 * self.cur.len() + 16 {
+        if shrink && self.cur.capacity() > 2 * self.cur.len() + 16 {
             self.cur.shrink_to_fit();
         }
     }

@@ -208,6 +208,17 @@ impl Windows {
     /// previous rolling window and of every current calendar period. An event
     /// before it is `late`.
     pub fn kept_from(&self, t: Micros) -> Micros {
+        self.kept_from_until(t).0
+    }
+
+    /// [`Windows::kept_from`] at `t`, and the instant until which that value
+    /// holds unchanged (the next bucket boundary of the finest bucket size or
+    /// the next local midnight, whichever is first), so callers can cache it.
+    pub fn kept_from_until(&self, t: Micros) -> (Micros, Micros) {
+        let mut until = Micros::MAX;
+        for g in &self.grans {
+            until = until.min((t.div_euclid(g.bucket) + 1) * g.bucket);
+        }
         let mut from = t;
         for g in &self.grans {
             let first = t.div_euclid(g.bucket) - 2 * g.current_buckets + 1;
@@ -218,8 +229,9 @@ impl Windows {
             for &c in &self.calendars {
                 from = from.min(self.period_start(c, p.get(c)));
             }
+            until = until.min(local_midnight(self.tz, p.day + 1));
         }
-        from
+        (from, until)
     }
 }
 

@@ -19,7 +19,7 @@ fn rich_exposition() -> String {
     for line in include_str!("../../shared/spec/examples.ndjson").lines() {
         shard.ingest(&core, line.as_bytes(), ts("2026-11-22T00:00:00Z"));
     }
-    let cfg = GenConfig { days: 10, teams: 3, reps_per_team: 4, ..GenConfig::default() };
+    let cfg = GenConfig { days: 21, teams: 3, reps_per_team: 4, ..GenConfig::default() };
     for ev in Generator::new(cfg) {
         shard.ingest(&core, ev.line.as_bytes(), ts("2026-12-31T00:00:00Z"));
     }
@@ -50,7 +50,14 @@ fn structure_help_type_contiguous_unique() {
             assert!(series.insert(line.rsplit_once(' ').map(|x| x.0).unwrap_or(line).to_string()), "duplicate {line}");
         }
     }
-    assert!(seen_families.len() >= 60, "only {} families", seen_families.len());
+    // every family of the contract shows up in a rich stream
+    let mut all: HashSet<String> = salespulse::kpi::WINDOW_FAMILIES.iter().map(|f| f.name.to_string()).collect();
+    for f in ["sales_open_deals", "sales_pipeline_value", "sales_quota", "sales_benchmark", "sales_events_total"] {
+        all.insert(f.to_string());
+    }
+    let missing: Vec<&String> = all.iter().filter(|f| !seen_families.contains(*f)).collect();
+    assert!(missing.is_empty(), "families missing from the exposition: {missing:?}");
+    assert_eq!(all.len(), 62, "metrics.md defines 62 families");
 }
 
 #[test]
