@@ -146,11 +146,11 @@ fn replay(file: &str, now: Option<&str>, config: Option<PathBuf>, quiet: bool) -
     if let Some(b) = bar {
         b.finish_and_clear();
     }
+    // No event applied with the event clock: render at the wall clock (only
+    // the configured benchmarks then).
     let t = shard.clock(&core, wall_now());
     let mut out = String::with_capacity(1 << 20);
-    if let Some(t) = t {
-        salespulse::render::render(&[&shard], &core, t, &mut out);
-    }
+    salespulse::render::render(&[&shard], &core, t.unwrap_or_else(wall_now), &mut out);
     let stdout = io::stdout();
     let mut w = BufWriter::new(stdout.lock());
     w.write_all(out.as_bytes())?;
