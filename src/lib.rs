@@ -28,6 +28,10 @@
 //! Adapters (I/O at the edge):
 //!
 //! - [`replay`]: folds an NDJSON stream through one shard.
+//! - [`run`]: the live engine: Kafka consumer group member with per-partition
+//!   shards and transactional checkpoints ([`run::kafka`],
+//!   [`run::checkpoint`]), HTTP `/metrics` ([`run::http`]), self-metrics
+//!   ([`run::selfmetrics`]), the embedded demo broker ([`run::demo`]).
 //! - `src/main.rs`: the `salespulse` command line.
 
 pub mod config;
@@ -40,6 +44,7 @@ pub mod kpi;
 pub mod measures;
 pub mod render;
 pub mod replay;
+pub mod run;
 pub mod sketch;
 pub mod state;
 pub mod time;

@@ -21,6 +21,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Run the live engine: consume CRM events from Kafka and serve /metrics.
+    /// Without kafka.brokers it starts an embedded demo broker fed with generated events.
+    Run {
+        /// Configuration file (defaults and SALESPULSE_* environment variables apply).
+        #[arg(long, env = "SALESPULSE_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Fold an NDJSON file of CRM events (or `-` for stdin) and print the final exposition.
     Replay {
         /// NDJSON file, one event per line; `-` reads standard input.
@@ -84,6 +91,7 @@ struct GenArgs {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.cmd {
+        Cmd::Run { config } => run(config),
         Cmd::Replay { file, now, config, quiet } => replay(&file, now.as_deref(), config, quiet),
         Cmd::Gen(args) => gen(args),
         Cmd::CheckConfig { file } => check_config(file),
@@ -96,6 +104,22 @@ fn main() {
         eprintln!("salespulse: error: {e:#}");
         std::process::exit(1);
     }
+}
+
+fn run(config: Option<PathBuf>) -> Result<()> {
+    let cfg = Config::load(config.as_deref()).context("loading configuration")?;
+    let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log.level)
+        .with_context(|| format!("log.level {:?} is not a tracing filter", cfg.log.level))?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr);
+    match cfg.log.format.as_str() {
+        "json" => builder.json().init(),
+        "text" => builder.init(),
+        other => bail!("log.format {other:?}: expected text or json"),
+    }
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), "salespulse starting");
+    salespulse::run::run(cfg)?;
+    tracing::info!("salespulse stopped");
+    Ok(())
 }
 
 fn replay(file: &str, now: Option<&str>, config: Option<PathBuf>, quiet: bool) -> Result<()> {

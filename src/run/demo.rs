@@ -1,0 +1,94 @@
+//! The embedded default of `run`: librdkafka's in-process mock cluster, fed
+//! with a live generated stream, so a newcomer sees live KPIs with one
+//! command and no Kafka installed. Not for production: it is a demo broker.
+//!
+//! Owns: starting the mock cluster, its topic, and the feeder thread that
+//! produces generated events re-stamped to the current time at
+//! `demo.events_per_second`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, ThreadedProducer};
+use rdkafka::ClientConfig;
+use tracing::warn;
+
+use crate::config::DemoConfig;
+use crate::gen::{GenConfig, Generator};
+use crate::time::{format_rfc3339, wall_now, MICROS_PER_DAY};
+
+/// Replaces the `occurred_at` value of a generated line.
+fn restamp(line: &str, at: &str) -> String {
+    const K: &str = "\"occurred_at\":\"";
+    match line.find(K) {
+        Some(i) => {
+            let start = i + K.len();
+            match line[start..].find('"') {
+                Some(len) => format!("{}{}{}", &line[..start], at, &line[start + len..]),
+                None => line.to_string(),
+            }
+        }
+        None => line.to_string(),
+    }
+}
+
+/// Starts the feeder: generated events, stamped now, keyed by team.
+pub fn feed(brokers: String, topic: String, demo: DemoConfig, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let producer: ThreadedProducer<DefaultProducerContext> = match ClientConfig::new().set("bootstrap.servers", &brokers).create() {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(error = %e, "demo feeder could not start");
+                return;
+            }
+        };
+        let rate = demo.events_per_second.max(1) as f64;
+        let start = Instant::now();
+        let mut sent = 0u64;
+        let mut round = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            let cfg = GenConfig {
+                seed: demo.seed + round,
+                teams: demo.teams,
+                reps_per_team: demo.reps_per_team,
+                days: 30,
+                start_ms: (wall_now() - 30 * MICROS_PER_DAY) / 1000,
+                ..GenConfig::default()
+            };
+            for ev in Generator::new(cfg) {
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                let line = restamp(&ev.line, &format_rfc3339(wall_now()));
+                let rec = BaseRecord::to(&topic).key(ev.team_id.as_bytes()).payload(line.as_bytes());
+                if let Err((e, _)) = producer.send(rec) {
+                    warn!(error = %e, "demo feeder send failed");
+                }
+                sent += 1;
+                let due = Duration::from_secs_f64(sent as f64 / rate);
+                if let Some(wait) = due.checked_sub(start.elapsed()) {
+                    std::thread::sleep(wait);
+                }
+            }
+            round += 1;
+        }
+    })
+}
+
+/// Starts the mock cluster with the topic.
+pub fn cluster(topic: &str, partitions: i32) -> Result<MockCluster<'static, DefaultProducerContext>, rdkafka::error::KafkaError> {
+    let c = MockCluster::new(1)?;
+    c.create_topic(topic, partitions, 1)?;
+    Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn restamp_replaces_only_the_time() {
+        let l = r#"{"event_id":"a","occurred_at":"2026-01-01T00:00:00+01:00","team_id":"t"}"#;
+        assert_eq!(super::restamp(l, "2026-11-22T10:00:00.000Z"), r#"{"event_id":"a","occurred_at":"2026-11-22T10:00:00.000Z","team_id":"t"}"#);
+    }
+}

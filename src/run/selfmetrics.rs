@@ -1,0 +1,156 @@
+//! The engine's own metrics (`salespulse_*`), kept in a `prometheus` crate
+//! registry, plus the event-to-visible latency quantiles from an
+//! HdrHistogram.
+//!
+//! Owns: self-metric names, labels and HELP texts (dashboards and alerts in
+//! `deploy/` are written against them).
+//! Must not touch: the `sales_*` KPI families (rendered by [`crate::render`]).
+
+use std::sync::Mutex;
+
+use hdrhistogram::Histogram;
+use prometheus::{Encoder, GaugeVec, Histogram as PHistogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+
+use crate::engine::Outcome;
+use crate::event::InvalidReason;
+
+pub struct SelfMetrics {
+    registry: Registry,
+    pub events: IntCounterVec,
+    pub invalid: IntCounterVec,
+    pub lag: GaugeVec,
+    pub checkpoint_age: GaugeVec,
+    pub checkpoint_duration: PHistogram,
+    pub state_reps: IntGauge,
+    pub state_teams: IntGauge,
+    pub state_bytes: IntGauge,
+    pub render_duration: PHistogram,
+    pub kafka_errors: IntCounter,
+    pub rebalances: IntCounter,
+    pub assigned: IntGauge,
+    pub ready: IntGauge,
+    pub build_info: GaugeVec,
+    /// Kafka append time to applied (visible), microseconds.
+    latency: Mutex<Histogram<u64>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("self-metrics: {0}")]
+pub struct MetricsError(#[from] prometheus::Error);
+
+impl SelfMetrics {
+    pub fn new() -> Result<Self, MetricsError> {
+        let r = Registry::new();
+        let events = IntCounterVec::new(Opts::new("salespulse_events_total", "Events consumed, by result (applied, duplicate, late, invalid)."), &["result"])?;
+        let invalid = IntCounterVec::new(Opts::new("salespulse_invalid_events_total", "Invalid events, by reason."), &["reason"])?;
+        let lag = GaugeVec::new(Opts::new("salespulse_consumer_lag", "Messages between the consumer position and the end of the partition."), &["topic", "partition"])?;
+        let checkpoint_age = GaugeVec::new(Opts::new("salespulse_checkpoint_age_seconds", "Seconds since the partition's last committed checkpoint."), &["partition"])?;
+        let checkpoint_duration = PHistogram::with_opts(
+            HistogramOpts::new("salespulse_checkpoint_duration_seconds", "Duration of a checkpoint transaction (snapshots, dead letters, offsets).")
+                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+        )?;
+        let state_reps = IntGauge::new("salespulse_state_reps", "Reps held in state.")?;
+        let state_teams = IntGauge::new("salespulse_state_teams", "Teams held in state.")?;
+        let state_bytes = IntGauge::new("salespulse_state_bytes", "Approximate bytes of KPI state.")?;
+        let render_duration = PHistogram::with_opts(
+            HistogramOpts::new("salespulse_render_duration_seconds", "Time to render the KPI exposition of a scrape.")
+                .buckets(vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+        )?;
+        let kafka_errors = IntCounter::new("salespulse_kafka_errors_total", "Errors reported by the Kafka client.")?;
+        let rebalances = IntCounter::new("salespulse_rebalances_total", "Consumer group rebalances (assignments and revocations).")?;
+        let assigned = IntGauge::new("salespulse_assigned_partitions", "Partitions assigned to this instance.")?;
+        let ready = IntGauge::new("salespulse_ready", "1 when state is restored and partitions are assigned.")?;
+        let build_info = GaugeVec::new(Opts::new("salespulse_build_info", "Build information; the value is 1."), &["version"])?;
+        build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1.0);
+        for c in ["applied", "duplicate", "late", "invalid"] {
+            events.with_label_values(&[c]);
+        }
+        for r in InvalidReason::ALL {
+            invalid.with_label_values(&[r.as_str()]);
+        }
+        r.register(Box::new(events.clone()))?;
+        r.register(Box::new(invalid.clone()))?;
+        r.register(Box::new(lag.clone()))?;
+        r.register(Box::new(checkpoint_age.clone()))?;
+        r.register(Box::new(checkpoint_duration.clone()))?;
+        r.register(Box::new(state_reps.clone()))?;
+        r.register(Box::new(state_teams.clone()))?;
+        r.register(Box::new(state_bytes.clone()))?;
+        r.register(Box::new(render_duration.clone()))?;
+        r.register(Box::new(kafka_errors.clone()))?;
+        r.register(Box::new(rebalances.clone()))?;
+        r.register(Box::new(assigned.clone()))?;
+        r.register(Box::new(ready.clone()))?;
+        r.register(Box::new(build_info.clone()))?;
+        let latency = Histogram::new_with_bounds(1, 3_600_000_000, 2).map_err(|e| prometheus::Error::Msg(e.to_string()))?;
+        Ok(SelfMetrics {
+            registry: r,
+            events,
+            invalid,
+            lag,
+            checkpoint_age,
+            checkpoint_duration,
+            state_reps,
+            state_teams,
+            state_bytes,
+            render_duration,
+            kafka_errors,
+            rebalances,
+            assigned,
+            ready,
+            build_info,
+            latency: Mutex::new(latency),
+        })
+    }
+
+    /// Counts one outcome.
+    pub fn count(&self, o: &Outcome) {
+        self.events.with_label_values(&[o.result()]).inc();
+        if let Outcome::Invalid(i) = o {
+            self.invalid.with_label_values(&[i.reason.as_str()]).inc();
+        }
+    }
+
+    /// Records the time from Kafka append to applied, in microseconds.
+    pub fn observe_latency(&self, micros: i64) {
+        if let Ok(mut h) = self.latency.lock() {
+            let _ = h.record(micros.clamp(1, 3_600_000_000) as u64);
+        }
+    }
+
+    /// Appends the self-metrics in text format 0.0.4.
+    pub fn render(&self, out: &mut String) {
+        let mut buf = Vec::new();
+        if TextEncoder::new().encode(&self.registry.gather(), &mut buf).is_ok() {
+            out.push_str(&String::from_utf8_lossy(&buf));
+        }
+        if let Ok(h) = self.latency.lock() {
+            out.push_str("# HELP salespulse_event_visible_latency_seconds Time from Kafka append to the event being visible in /metrics.\n");
+            out.push_str("# TYPE salespulse_event_visible_latency_seconds summary\n");
+            for q in [0.5, 0.9, 0.99] {
+                let v = if h.is_empty() { 0.0 } else { h.value_at_quantile(q) as f64 / 1e6 };
+                out.push_str(&format!("salespulse_event_visible_latency_seconds{{quantile=\"{q}\"}} {v}\n"));
+            }
+            let sum = h.mean() * h.len() as f64 / 1e6;
+            out.push_str(&format!("salespulse_event_visible_latency_seconds_sum {sum}\n"));
+            out.push_str(&format!("salespulse_event_visible_latency_seconds_count {}\n", h.len()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_names() {
+        let m = SelfMetrics::new().unwrap();
+        m.count(&Outcome::Applied);
+        m.observe_latency(2_500);
+        let mut s = String::new();
+        m.render(&mut s);
+        for name in ["salespulse_events_total{result=\"applied\"} 1", "salespulse_invalid_events_total{reason=\"json\"} 0", "salespulse_build_info", "salespulse_event_visible_latency_seconds_count 1"] {
+            assert!(s.contains(name), "{name} missing in\n{s}");
+        }
+    }
+}
