@@ -44,6 +44,20 @@ enum Cmd {
     },
     /// Write a generated, realistic CRM event stream as NDJSON.
     Gen(GenArgs),
+    /// Send an NDJSON file of CRM events (or `-` for stdin) to a Kafka topic, keyed by team_id.
+    Produce {
+        /// NDJSON file, one event per line; `-` reads standard input.
+        file: String,
+        /// Bootstrap servers (default: kafka.brokers of the configuration).
+        #[arg(long, env = "KAFKA_BOOTSTRAP")]
+        brokers: Option<String>,
+        /// Topic (default: the first of kafka.topics).
+        #[arg(long)]
+        topic: Option<String>,
+        /// Configuration file: brokers, topic and librdkafka properties (SASL/TLS).
+        #[arg(long, env = "SALESPULSE_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Validate a configuration file and print the effective configuration.
     CheckConfig {
         file: PathBuf,
@@ -94,6 +108,7 @@ fn main() {
         Cmd::Run { config } => run(config),
         Cmd::Replay { file, now, config, quiet } => replay(&file, now.as_deref(), config, quiet),
         Cmd::Gen(args) => gen(args),
+        Cmd::Produce { file, brokers, topic, config } => produce(&file, brokers, topic, config),
         Cmd::CheckConfig { file } => check_config(file),
     };
     if let Err(e) = result {
@@ -110,7 +125,7 @@ fn run(config: Option<PathBuf>) -> Result<()> {
     let cfg = Config::load(config.as_deref()).context("loading configuration")?;
     let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log.level)
         .with_context(|| format!("log.level {:?} is not a tracing filter", cfg.log.level))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr).with_ansi(io::stderr().is_terminal());
     match cfg.log.format.as_str() {
         "json" => builder.json().init(),
         "text" => builder.init(),
@@ -232,6 +247,44 @@ fn gen(a: GenArgs) -> Result<()> {
     }
     w.flush()?;
     eprintln!("salespulse: gen wrote {n} events");
+    Ok(())
+}
+
+fn produce(file: &str, brokers: Option<String>, topic: Option<String>, config: Option<PathBuf>) -> Result<()> {
+    let cfg = Config::load(config.as_deref()).context("loading configuration")?;
+    let brokers = brokers.filter(|b| !b.trim().is_empty()).unwrap_or_else(|| cfg.kafka.brokers.clone());
+    if brokers.trim().is_empty() {
+        bail!("no brokers: pass --brokers HOST:PORT, set KAFKA_BOOTSTRAP, or set kafka.brokers in the configuration");
+    }
+    let topic = match topic.or_else(|| cfg.kafka.topics.first().cloned()) {
+        Some(t) => t,
+        None => bail!("no topic: pass --topic or set kafka.topics"),
+    };
+    let mut input: Box<dyn BufRead> = if file == "-" {
+        Box::new(BufReader::with_capacity(1 << 20, io::stdin().lock()))
+    } else {
+        Box::new(BufReader::with_capacity(1 << 20, File::open(file).with_context(|| format!("opening {file}"))?))
+    };
+    let props: Vec<(String, String)> = cfg.kafka.properties.clone().into_iter().collect();
+    let start = std::time::Instant::now();
+    let verbose = io::stderr().is_terminal();
+    let s = salespulse::run::produce::produce(&brokers, &topic, &props, &mut input, &mut |n| {
+        if verbose {
+            eprint!("\rsalespulse: produced {n} events");
+        }
+    })
+    .with_context(|| format!("producing to {topic} on {brokers}"))?;
+    if verbose {
+        eprintln!();
+    }
+    let secs = start.elapsed().as_secs_f64();
+    eprintln!(
+        "salespulse: produce sent={} unkeyed={} empty_lines={} topic={topic} brokers={brokers} events/s={:.0}",
+        s.sent,
+        s.unkeyed,
+        s.empty,
+        s.sent as f64 / secs.max(1e-9)
+    );
     Ok(())
 }
 

@@ -21,6 +21,7 @@ pub mod checkpoint;
 pub mod demo;
 pub mod http;
 pub mod kafka;
+pub mod produce;
 pub mod selfmetrics;
 
 use std::sync::atomic::{AtomicBool, Ordering};
