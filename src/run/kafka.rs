@@ -183,6 +183,10 @@ impl ConsumerContext for Ctx {
                 if let Some(p) = parts.remove(k) {
                     p.shard.release(&self.engine.core);
                 }
+                // The partition's gauges belong to its next owner now.
+                let part = k.1.to_string();
+                let _ = self.engine.metrics.lag.remove_label_values(&[&k.0, &part]);
+                let _ = self.engine.metrics.checkpoint_age.remove_label_values(&[&k.0, &part]);
             }
             self.engine.ready.store(false, Ordering::Relaxed);
         }
@@ -468,7 +472,16 @@ pub fn consume(engine: Arc<Engine>, settings: Settings, shutdown: Arc<AtomicBool
             None => {}
         }
         if last_checkpoint.elapsed() >= interval {
-            let any_changed = engine.lock().values().any(|p| p.changed);
+            let any_changed = {
+                let mut parts = engine.lock();
+                // A partition with nothing new since its last checkpoint (or
+                // its restore) is as saved as it can be: its checkpoint age
+                // restarts, so an idle partition does not look stale.
+                for p in parts.values_mut().filter(|p| !p.changed) {
+                    p.last_checkpoint = Instant::now();
+                }
+                parts.values().any(|p| p.changed)
+            };
             if any_changed {
                 if let Err(e) = checkpoint(&engine, &settings, consumer.context().producer.as_ref(), &consumer, None) {
                     engine.metrics.kafka_errors.inc();
@@ -479,7 +492,7 @@ pub fn consume(engine: Arc<Engine>, settings: Settings, shutdown: Arc<AtomicBool
         }
         if last_lag.elapsed() >= Duration::from_secs(5) {
             last_lag = Instant::now();
-            update_lag(&engine, &consumer);
+            update_lag(&engine, &consumer, settings.transactional);
         }
     }
     info!("stopping: final checkpoint");
@@ -489,7 +502,7 @@ pub fn consume(engine: Arc<Engine>, settings: Settings, shutdown: Arc<AtomicBool
 }
 
 /// Lag per partition, checkpoint ages, and compaction of idle shards.
-fn update_lag(engine: &Engine, consumer: &BaseConsumer<Ctx>) {
+fn update_lag(engine: &Engine, consumer: &BaseConsumer<Ctx>, transactional: bool) {
     let keys: Vec<((String, i32), i64, f64)> = engine
         .lock()
         .iter()
@@ -497,7 +510,10 @@ fn update_lag(engine: &Engine, consumer: &BaseConsumer<Ctx>) {
         .collect();
     for ((topic, p), next, age) in keys {
         let part = p.to_string();
-        engine.metrics.checkpoint_age.with_label_values(&[&part]).set(age);
+        if transactional {
+            // Without checkpoints (the demo broker) there is no age to report.
+            engine.metrics.checkpoint_age.with_label_values(&[&topic, &part]).set(age);
+        }
         match consumer.fetch_watermarks(&topic, p, Duration::from_secs(2)) {
             Ok((low, high)) => {
                 engine.broker_ok.store(true, Ordering::Relaxed);

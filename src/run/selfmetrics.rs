@@ -44,7 +44,7 @@ impl SelfMetrics {
         let events = IntCounterVec::new(Opts::new("salespulse_events_total", "Events consumed, by result (applied, duplicate, late, invalid)."), &["result"])?;
         let invalid = IntCounterVec::new(Opts::new("salespulse_invalid_events_total", "Invalid events, by reason."), &["reason"])?;
         let lag = GaugeVec::new(Opts::new("salespulse_consumer_lag", "Messages between the consumer position and the end of the partition."), &["topic", "partition"])?;
-        let checkpoint_age = GaugeVec::new(Opts::new("salespulse_checkpoint_age_seconds", "Seconds since the partition's last committed checkpoint."), &["partition"])?;
+        let checkpoint_age = GaugeVec::new(Opts::new("salespulse_checkpoint_age_seconds", "Seconds since the partition's last committed checkpoint; restarts while the partition has nothing new to save."), &["topic", "partition"])?;
         let checkpoint_duration = PHistogram::with_opts(
             HistogramOpts::new("salespulse_checkpoint_duration_seconds", "Duration of a checkpoint transaction (snapshots, dead letters, offsets).")
                 .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
