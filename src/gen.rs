@@ -250,12 +250,18 @@ impl Generator {
             for t in 0..self.cfg.teams {
                 let per_rep = 40_000 + 5_000 * (t as i64 % 3);
                 let team_reps: Vec<usize> = (0..self.reps.len()).filter(|&r| self.reps[r].team == t).collect();
-                for r in team_reps {
+                for &r in &team_reps {
                     self.emit(day_start, Some(r), t, "quota.set", &format!(r#","period":"month","period_start":"{ps}","amount":{per_rep}"#));
                 }
                 if d == 0 || (m - 1) % 3 == 0 {
                     let qm = (m - 1) / 3 * 3 + 1;
-                    let amount = per_rep * 3 * self.cfg.reps_per_team as i64;
+                    // Reps carry a quarterly quota too; the team's own is set
+                    // a little above the sum of its reps' (a stretch target).
+                    for &r in &team_reps {
+                        let q = per_rep * 3;
+                        self.emit(day_start, Some(r), t, "quota.set", &format!(r#","period":"quarter","period_start":"{y:04}-{qm:02}-01","amount":{q}"#));
+                    }
+                    let amount = per_rep * 3 * self.cfg.reps_per_team as i64 * 11 / 10;
                     self.emit(day_start, None, t, "quota.set", &format!(r#","period":"quarter","period_start":"{y:04}-{qm:02}-01","amount":{amount}"#));
                 }
             }
