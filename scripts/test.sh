@@ -12,7 +12,8 @@
 #   4. cargo test --release --locked -- --test-threads=2
 #   5. promtool check rules / test rules      (deploy/prometheus; skipped if absent)
 #   6. dashboard-linter lint --strict         (deploy/grafana/dashboards/*.json; skipped if absent)
-#   7. tests/e2e/*.sh in name order           (skipped if none)
+#   7. scripts/check-deploy.py                (YAML/JSON parse, compose/k8s/Dockerfile references)
+#   8. tests/e2e/*.sh in name order           (skipped if none)
 # and a summary line per stage at the end.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -150,7 +151,12 @@ else
   pass "${#dashboards[@]} dashboard(s)"
 fi
 
-# ---------------------------------------------------------------- 7. end-to-end scripts
+# ---------------------------------------------------------------- 7. deployment files
+begin "deploy files (scripts/check-deploy.py)"
+python3 scripts/check-deploy.py
+pass
+
+# ---------------------------------------------------------------- 8. end-to-end scripts
 e2e=(tests/e2e/*.sh)
 if [ ${#e2e[@]} -eq 0 ]; then
   skip "e2e" "no tests/e2e/*.sh yet"
