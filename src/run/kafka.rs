@@ -44,7 +44,7 @@ use crate::time::{wall_now, Micros};
 pub const MAX_SNAPSHOT_BYTES: usize = 64 * 1024 * 1024;
 /// Checkpoint early when this many dead letters wait.
 const MAX_PENDING_DEAD: usize = 10_000;
-const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+const TXN_TIMEOUT: Duration = Duration::from_secs(15);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -76,6 +76,22 @@ pub struct Part {
     last_checkpoint: Instant,
     /// Messages applied since the last checkpoint.
     changed: bool,
+    /// `next_offset` of the checkpoint this state continues: the last one this
+    /// instance committed or restored (-1: none). On a re-assignment, the state
+    /// in memory is kept only if the checkpoint topic still holds exactly this
+    /// one, i.e. nobody else committed the partition in between.
+    committed_offset: i64,
+    /// Revoked and not (yet) assigned again: still served on `/metrics` (a
+    /// broker outage must not blank the dashboards) but neither fed nor
+    /// checkpointed. Dropped when an assignment that does not include it
+    /// arrives.
+    revoked: bool,
+}
+
+impl Part {
+    fn new(shard: Shard, next_offset: i64) -> Part {
+        Part { shard, next_offset, dead: Vec::new(), last_checkpoint: Instant::now(), changed: false, committed_offset: next_offset, revoked: false }
+    }
 }
 
 /// What the consumer thread and the HTTP server share.
@@ -154,9 +170,57 @@ impl Settings {
 pub struct Ctx {
     engine: Arc<Engine>,
     settings: Settings,
-    producer: Option<ThreadedProducer<DefaultProducerContext>>,
+    /// The transactional producer of checkpoints and dead letters (`None`
+    /// without transactions, or after a fatal error until it is created
+    /// again at the next checkpoint).
+    producer: Mutex<Option<ThreadedProducer<DefaultProducerContext>>>,
     /// A fatal error seen inside a callback, for the loop to return.
     fatal: Mutex<Option<String>>,
+}
+
+impl Ctx {
+    /// Commits a checkpoint of `which` partitions (all when `None`). A fatal
+    /// producer error (fenced, or an invalid transaction state after a broker
+    /// outage) discards the producer; the next call creates a new one, so the
+    /// engine recovers without a restart. Offsets are fenced by the consumer
+    /// group generation (`send_offsets_to_transaction`), not by the
+    /// transactional id, so a new producer is as safe as the old one.
+    fn checkpoint(&self, consumer: &BaseConsumer<Ctx>, which: Option<&[(String, i32)]>) -> Result<(), RunError> {
+        if !self.settings.transactional {
+            // Demo broker without transactions: nothing to commit.
+            return Ok(());
+        }
+        let mut guard = self.producer.lock().unwrap_or_else(|p| p.into_inner());
+        // At most two attempts: the second with a new producer, when the
+        // first one's error was fatal.
+        for attempt in 0..2 {
+            let p = match guard.take() {
+                Some(p) => p,
+                None => {
+                    let p = producer(&self.settings)?;
+                    info!("created a new transactional producer after a fatal error");
+                    p
+                }
+            };
+            let result = checkpoint(&self.engine, &self.settings, &p, consumer, which);
+            match &result {
+                Err(RunError::Kafka(e)) if is_fatal(e) && attempt == 0 => {
+                    warn!(error = %e, "fatal producer error: retrying the checkpoint with a new transactional producer");
+                    continue;
+                }
+                Err(RunError::Kafka(e)) if is_fatal(e) => {}
+                Err(_) => {
+                    // A checkpoint that cannot commit: not ready until a
+                    // broker answers again (see update_lag).
+                    self.engine.broker_ok.store(false, Ordering::Relaxed);
+                    *guard = Some(p);
+                }
+                Ok(()) => *guard = Some(p),
+            }
+            return result;
+        }
+        Err(RunError::Other("checkpoint: no attempt made".into()))
+    }
 }
 
 impl ClientContext for Ctx {
@@ -175,18 +239,17 @@ impl ConsumerContext for Ctx {
         if let Rebalance::Revoke(tpl) = rebalance {
             let keys: Vec<(String, i32)> = tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
             info!(partitions = ?keys, "partitions revoked: checkpointing them");
-            if let Err(e) = checkpoint(&self.engine, &self.settings, self.producer.as_ref(), consumer, Some(&keys)) {
+            if let Err(e) = self.checkpoint(consumer, Some(&keys)) {
                 error!(error = %e, "checkpoint on revoke failed: the next owner resumes from the previous checkpoint");
             }
+            // Keep serving them until the next assignment says who owns
+            // them: during a broker outage (session timeout) that can be a
+            // long time, and the last KPIs are better than none.
             let mut parts = self.engine.lock();
             for k in &keys {
-                if let Some(p) = parts.remove(k) {
-                    p.shard.release(&self.engine.core);
+                if let Some(p) = parts.get_mut(k) {
+                    p.revoked = true;
                 }
-                // The partition's gauges belong to its next owner now.
-                let part = k.1.to_string();
-                let _ = self.engine.metrics.lag.remove_label_values(&[&k.0, &part]);
-                let _ = self.engine.metrics.checkpoint_age.remove_label_values(&[&k.0, &part]);
             }
             self.engine.ready.store(false, Ordering::Relaxed);
         }
@@ -262,23 +325,54 @@ fn restore(engine: &Engine, settings: &Settings, keys: &[(String, i32)]) -> Resu
             }
         }
     }
+    // Decode before touching the served state, so a bad record changes nothing.
+    let mut decoded: HashMap<String, (Shard, i64)> = HashMap::new();
+    for (k, bytes) in &found {
+        let d = checkpoint::decode(bytes).map_err(|source| RunError::Checkpoint { key: k.clone(), source })?;
+        decoded.insert(k.clone(), d);
+    }
     let mut parts = engine.lock();
     for (k, (topic, p)) in wanted {
-        if parts.contains_key(&(topic.clone(), p)) {
-            continue;
+        let id = (topic, p);
+        let on_topic = decoded.get(&k).map_or(-1, |d| d.1);
+        if let Some(part) = parts.get_mut(&id) {
+            if part.committed_offset == on_topic {
+                // Nobody committed this partition since this instance's own
+                // last checkpoint: what is in memory continues it (messages
+                // before `next_offset` are skipped when the group re-delivers
+                // them, pending dead letters go out with the next checkpoint).
+                info!(partition = %k, next_offset = part.next_offset, "assigned again: continuing with the state in memory");
+                part.revoked = false;
+                continue;
+            }
+            info!(partition = %k, in_memory = part.committed_offset, on_topic, "assigned again, but another owner committed since: restoring its checkpoint");
+            if let Some(old) = parts.remove(&id) {
+                old.shard.release(&engine.core);
+            }
         }
-        let (shard, next_offset) = match found.get(&k) {
-            Some(bytes) => {
-                let (shard, next) = checkpoint::decode(bytes).map_err(|source| RunError::Checkpoint { key: k.clone(), source })?;
+        let part = match decoded.remove(&k) {
+            Some((shard, next)) => {
                 info!(partition = %k, next_offset = next, teams = shard.teams.len(), "restored checkpoint");
-                (shard.restored(&engine.core), next)
+                Part::new(shard.restored(&engine.core), next)
             }
             None => {
                 info!(partition = %k, "no checkpoint: starting from the group's committed offset with empty state");
-                (Shard::new(), -1)
+                Part::new(Shard::new(), -1)
             }
         };
-        parts.insert((topic, p), Part { shard, next_offset, dead: Vec::new(), last_checkpoint: Instant::now(), changed: false });
+        parts.insert(id, part);
+    }
+    // Revoked partitions this assignment did not give back belong to another
+    // instance now: stop serving them and their gauges.
+    let gone: Vec<(String, i32)> = parts.iter().filter(|(_, p)| p.revoked).map(|(k, _)| k.clone()).collect();
+    for k in gone {
+        if let Some(p) = parts.remove(&k) {
+            p.shard.release(&engine.core);
+            info!(topic = %k.0, partition = k.1, "partition moved to another instance: no longer served");
+        }
+        let part = k.1.to_string();
+        let _ = engine.metrics.lag.remove_label_values(&[&k.0, &part]);
+        let _ = engine.metrics.checkpoint_age.remove_label_values(&[&k.0, &part]);
     }
     Ok(())
 }
@@ -288,48 +382,68 @@ fn restore(engine: &Engine, settings: &Settings, keys: &[(String, i32)]) -> Resu
 fn checkpoint(
     engine: &Engine,
     settings: &Settings,
-    producer: Option<&ThreadedProducer<DefaultProducerContext>>,
+    producer: &ThreadedProducer<DefaultProducerContext>,
     consumer: &BaseConsumer<Ctx>,
     which: Option<&[(String, i32)]>,
 ) -> Result<(), RunError> {
-    let Some(producer) = producer else {
-        // Demo broker without transactions: dead letters are still produced.
-        return Ok(());
-    };
     let start = Instant::now();
     let group = &settings.kafka.group_id;
-    let mut parts = engine.lock();
-    let keys: Vec<(String, i32)> = match which {
-        Some(w) => w.iter().filter(|k| parts.contains_key(*k)).cloned().collect(),
-        None => parts.keys().cloned().collect(),
-    };
-    let keys: Vec<(String, i32)> = keys.into_iter().filter(|k| parts.get(k).is_some_and(|p| p.next_offset >= 0)).collect();
-    if keys.is_empty() {
+    // Under the lock: encode the snapshots and take the dead letters. The
+    // transaction itself runs without it, so a slow or failing commit
+    // (brokers unreachable: up to a minute) never blocks a scrape. Only this
+    // thread applies messages, so nothing changes the shards meanwhile.
+    let mut taken: Vec<Taken> = Vec::new();
+    {
+        let mut parts = engine.lock();
+        let keys: Vec<(String, i32)> = match which {
+            Some(w) => w.iter().filter(|k| parts.contains_key(*k)).cloned().collect(),
+            None => parts.keys().cloned().collect(),
+        };
+        for k in keys {
+            let Some(part) = parts.get_mut(&k).filter(|p| p.next_offset >= 0 && !p.revoked) else { continue };
+            let ck = checkpoint::key(group, &k.0, k.1);
+            let snapshot = match checkpoint::encode(&part.shard, part.next_offset) {
+                Ok(s) if s.len() > MAX_SNAPSHOT_BYTES => Err(RunError::SnapshotTooLarge { key: ck.clone(), size: s.len() }),
+                Ok(s) => Ok(s),
+                Err(source) => Err(RunError::Checkpoint { key: ck.clone(), source }),
+            };
+            let snapshot = match snapshot {
+                Ok(s) => s,
+                Err(e) => {
+                    give_back(&mut parts, taken);
+                    return Err(e);
+                }
+            };
+            taken.push(Taken { key: k, ck, snapshot, next_offset: part.next_offset, dead: std::mem::take(&mut part.dead) });
+        }
+    }
+    if taken.is_empty() {
         return Ok(());
     }
-    let Some(cgm) = consumer.group_metadata() else {
-        return Err(RunError::Other("no consumer group metadata".into()));
-    };
-    producer.begin_transaction()?;
-    let mut offsets = TopicPartitionList::new();
-    let mut taken: Vec<((String, i32), Vec<Dead>)> = Vec::new();
     let result = (|| -> Result<(), RunError> {
-        for k in &keys {
-            let Some(part) = parts.get_mut(k) else { continue };
-            let ck = checkpoint::key(group, &k.0, k.1);
-            let snapshot = checkpoint::encode(&part.shard, part.next_offset).map_err(|source| RunError::Checkpoint { key: ck.clone(), source })?;
-            if snapshot.len() > MAX_SNAPSHOT_BYTES {
-                return Err(RunError::SnapshotTooLarge { key: ck, size: snapshot.len() });
+        let Some(cgm) = consumer.group_metadata() else {
+            return Err(RunError::Other("no consumer group metadata".into()));
+        };
+        if let Err(e) = producer.begin_transaction() {
+            // An earlier abort that timed out (brokers unreachable) is still
+            // in progress: librdkafka resumes it when abort is called again.
+            // Then begin once more; a fatal error goes up.
+            if is_fatal(&e) {
+                return Err(e.into());
             }
-            send(producer, BaseRecord::to(&settings.kafka.checkpoint_topic).key(ck.as_bytes()).payload(snapshot.as_slice()))?;
-            let dead = std::mem::take(&mut part.dead);
-            for d in &dead {
+            producer.abort_transaction(TXN_TIMEOUT)?;
+            producer.begin_transaction()?;
+        }
+        let mut offsets = TopicPartitionList::new();
+        for t in &taken {
+            send(producer, BaseRecord::to(&settings.kafka.checkpoint_topic).key(t.ck.as_bytes()).payload(t.snapshot.as_slice()))?;
+            let partition = t.key.1.to_string();
+            for d in &t.dead {
                 let offset = d.offset.to_string();
-                let partition = k.1.to_string();
                 let headers = OwnedHeaders::new()
                     .insert(Header { key: "reason", value: Some(d.reason) })
                     .insert(Header { key: "detail", value: Some(d.detail.as_str()) })
-                    .insert(Header { key: "source_topic", value: Some(k.0.as_str()) })
+                    .insert(Header { key: "source_topic", value: Some(t.key.0.as_str()) })
                     .insert(Header { key: "source_partition", value: Some(partition.as_str()) })
                     .insert(Header { key: "source_offset", value: Some(offset.as_str()) });
                 let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&settings.kafka.dlq_topic).payload(d.payload.as_slice()).headers(headers);
@@ -338,8 +452,7 @@ fn checkpoint(
                 }
                 send(producer, rec)?;
             }
-            taken.push((k.clone(), dead));
-            offsets.add_partition_offset(&k.0, k.1, Offset::Offset(part.next_offset))?;
+            offsets.add_partition_offset(&t.key.0, t.key.1, Offset::Offset(t.next_offset))?;
         }
         producer.send_offsets_to_transaction(&offsets, &cgm, TXN_TIMEOUT)?;
         producer.commit_transaction(TXN_TIMEOUT)?;
@@ -347,27 +460,44 @@ fn checkpoint(
     })();
     match result {
         Ok(()) => {
-            for (k, _) in &taken {
-                if let Some(p) = parts.get_mut(k) {
+            let mut parts = engine.lock();
+            for t in &taken {
+                if let Some(p) = parts.get_mut(&t.key) {
                     p.last_checkpoint = Instant::now();
-                    p.changed = false;
+                    p.changed = p.next_offset != t.next_offset;
+                    p.committed_offset = t.next_offset;
                 }
             }
             engine.metrics.checkpoint_duration.observe(start.elapsed().as_secs_f64());
-            debug!(partitions = keys.len(), ms = start.elapsed().as_millis() as u64, "checkpoint committed");
+            debug!(partitions = taken.len(), ms = start.elapsed().as_millis() as u64, "checkpoint committed");
             Ok(())
         }
         Err(e) => {
             let _ = producer.abort_transaction(TXN_TIMEOUT);
-            // Give the dead letters back for the next attempt.
-            for (k, dead) in taken {
-                if let Some(p) = parts.get_mut(&k) {
-                    let mut newer = std::mem::take(&mut p.dead);
-                    p.dead = dead;
-                    p.dead.append(&mut newer);
-                }
-            }
+            give_back(&mut engine.lock(), taken);
             Err(e)
+        }
+    }
+}
+
+/// One partition's share of a checkpoint transaction.
+struct Taken {
+    key: (String, i32),
+    /// Record key on the checkpoint topic.
+    ck: String,
+    snapshot: Vec<u8>,
+    next_offset: i64,
+    dead: Vec<Dead>,
+}
+
+/// Gives the dead letters of a failed checkpoint back to their partitions,
+/// ahead of any newer ones, for the next attempt.
+fn give_back(parts: &mut BTreeMap<(String, i32), Part>, taken: Vec<Taken>) {
+    for t in taken {
+        if let Some(p) = parts.get_mut(&t.key) {
+            let mut newer = std::mem::take(&mut p.dead);
+            p.dead = t.dead;
+            p.dead.append(&mut newer);
         }
     }
 }
@@ -402,7 +532,7 @@ pub fn producer(settings: &Settings) -> Result<ThreadedProducer<DefaultProducerC
 /// Consumes until `shutdown`, then writes a final checkpoint.
 pub fn consume(engine: Arc<Engine>, settings: Settings, shutdown: Arc<AtomicBool>) -> Result<(), RunError> {
     let producer = if settings.transactional { Some(producer(&settings)?) } else { None };
-    let ctx = Ctx { engine: engine.clone(), settings: settings.clone(), producer, fatal: Mutex::new(None) };
+    let ctx = Ctx { engine: engine.clone(), settings: settings.clone(), producer: Mutex::new(producer), fatal: Mutex::new(None) };
     let consumer: BaseConsumer<Ctx> = settings
         .client_config()
         .set("group.id", &settings.kafka.group_id)
@@ -431,7 +561,7 @@ pub fn consume(engine: Arc<Engine>, settings: Settings, shutdown: Arc<AtomicBool
                 let now = wall_now();
                 let key = (msg.topic().to_string(), msg.partition());
                 let mut parts = engine.lock();
-                let Some(part) = parts.get_mut(&key) else { continue };
+                let Some(part) = parts.get_mut(&key).filter(|p| !p.revoked) else { continue };
                 if msg.offset() < part.next_offset {
                     continue; // already in the restored snapshot
                 }
@@ -461,7 +591,7 @@ pub fn consume(engine: Arc<Engine>, settings: Settings, shutdown: Arc<AtomicBool
                 let pending: usize = parts.values().map(|p| p.dead.len()).sum();
                 drop(parts);
                 if pending >= MAX_PENDING_DEAD {
-                    checkpoint(&engine, &settings, consumer.context().producer.as_ref(), &consumer, None)?;
+                    consumer.context().checkpoint(&consumer, None)?;
                     last_checkpoint = Instant::now();
                 }
             }
@@ -483,7 +613,7 @@ pub fn consume(engine: Arc<Engine>, settings: Settings, shutdown: Arc<AtomicBool
                 parts.values().any(|p| p.changed)
             };
             if any_changed {
-                if let Err(e) = checkpoint(&engine, &settings, consumer.context().producer.as_ref(), &consumer, None) {
+                if let Err(e) = consumer.context().checkpoint(&consumer, None) {
                     engine.metrics.kafka_errors.inc();
                     error!(error = %e, "checkpoint failed: retrying at the next interval");
                 }
@@ -496,7 +626,7 @@ pub fn consume(engine: Arc<Engine>, settings: Settings, shutdown: Arc<AtomicBool
         }
     }
     info!("stopping: final checkpoint");
-    checkpoint(&engine, &settings, consumer.context().producer.as_ref(), &consumer, None)?;
+    consumer.context().checkpoint(&consumer, None)?;
     consumer.unsubscribe();
     Ok(())
 }
@@ -506,21 +636,35 @@ fn update_lag(engine: &Engine, consumer: &BaseConsumer<Ctx>, transactional: bool
     let keys: Vec<((String, i32), i64, f64)> = engine
         .lock()
         .iter()
+        .filter(|(_, p)| !p.revoked)
         .map(|(k, p)| (k.clone(), p.next_offset, p.last_checkpoint.elapsed().as_secs_f64()))
         .collect();
+    let (mut asked, mut answered) = (0, 0);
     for ((topic, p), next, age) in keys {
         let part = p.to_string();
         if transactional {
             // Without checkpoints (the demo broker) there is no age to report.
             engine.metrics.checkpoint_age.with_label_values(&[&topic, &part]).set(age);
         }
+        asked += 1;
         match consumer.fetch_watermarks(&topic, p, Duration::from_secs(2)) {
             Ok((low, high)) => {
-                engine.broker_ok.store(true, Ordering::Relaxed);
+                answered += 1;
                 let pos = if next >= 0 { next } else { low };
                 engine.metrics.lag.with_label_values(&[&topic, &part]).set((high - pos).max(0) as f64);
             }
             Err(e) => debug!(error = %e, "watermarks"),
+        }
+    }
+    // Readiness follows whether the brokers answer: one answer is enough.
+    if asked > 0 {
+        let ok = answered > 0;
+        if engine.broker_ok.swap(ok, Ordering::Relaxed) != ok {
+            if ok {
+                info!("brokers answer again");
+            } else {
+                warn!("no broker answered for any assigned partition: not ready until one does");
+            }
         }
     }
     let t: Micros = wall_now();
@@ -529,6 +673,11 @@ fn update_lag(engine: &Engine, consumer: &BaseConsumer<Ctx>, transactional: bool
             p.shard.maintain(&engine.core, t);
         }
     }
+}
+
+/// Whether a Kafka error leaves the transactional producer unusable.
+fn is_fatal(e: &KafkaError) -> bool {
+    matches!(e, KafkaError::Transaction(t) if t.is_fatal())
 }
 
 /// Whether the DLQ record headers name a reason (used by tests and tooling).
