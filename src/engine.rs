@@ -20,7 +20,7 @@ use crate::event::{
     parse_event, ChurnReason, Direction, Event, EventType, Invalid, InvalidReason, MeetingStatus, Outcome as Touch, Payload,
     QuotaPeriod, RescheduledBy, SpendCategory, Stage, WonKind,
 };
-use crate::joins::{DealCreated, Joins, Retention};
+use crate::joins::{Joins, Retention};
 use crate::measures::Delta;
 use crate::state::KeyState;
 use crate::time::{Micros, MICROS_PER_DAY, MICROS_PER_HOUR};
@@ -411,8 +411,9 @@ fn delta_of(ev: &Event<'_>, rep: Option<usize>, team: &mut Team, t: Micros, r: R
     d.act.active = u32::from(rep.is_some());
     match &ev.payload {
         Payload::LeadCreated { lead, .. } => {
-            d.funnel().leads_created = 1;
-            team.joins.lead_created(lead, e, t, r);
+            if team.joins.lead_created(lead, e, t, r) {
+                d.funnel().leads_created = 1;
+            }
         }
         Payload::LeadQualified { stage, .. } => match stage {
             Stage::Mql => d.funnel().mqls = 1,
@@ -448,10 +449,10 @@ fn delta_of(ev: &Event<'_>, rep: Option<usize>, team: &mut Team, t: Micros, r: R
                 MeetingStatus::Canceled => {}
             }
         }
-        Payload::DealCreated { deal, amount } => {
+        Payload::DealCreated { deal, lead, amount } => {
             // deal.created always has a rep (validated).
             let owner = rep.unwrap_or_default() as u32;
-            if team.joins.deal_created(deal, *amount, owner, e, t, r) == DealCreated::Opened {
+            if team.joins.deal_created(deal, lead.as_deref(), *amount, owner, e, t, r).counts() {
                 let f = d.funnel();
                 f.deals_created = 1;
                 f.pipeline_added = *amount;
@@ -479,7 +480,7 @@ fn delta_of(ev: &Event<'_>, rep: Option<usize>, team: &mut Team, t: Micros, r: R
             }
         }
         Payload::DealLost { deal } => {
-            team.joins.deal_lost(deal);
+            team.joins.deal_lost(deal, e, t, r);
             d.funnel().deals_lost = 1;
         }
         Payload::Nps { score } => {

@@ -260,7 +260,7 @@ pub enum Payload<'a> {
     Touch { call: bool, lead: Option<Cow<'a, str>>, direction: Direction, outcome: Outcome },
     MeetingBooked,
     MeetingCompleted { status: MeetingStatus, rescheduled_by: Option<RescheduledBy> },
-    DealCreated { deal: Cow<'a, str>, amount: f64 },
+    DealCreated { deal: Cow<'a, str>, lead: Option<Cow<'a, str>>, amount: f64 },
     QuoteSent,
     DealWon { deal: Cow<'a, str>, lead: Option<Cow<'a, str>>, amount: f64, kind: WonKind, margin: Option<f64> },
     DealLost { deal: Cow<'a, str> },
@@ -497,7 +497,16 @@ pub fn parse_event<'a>(bytes: &'a [u8], rules: &ValidationRules) -> Result<Event
     }
     let raw: Raw<'a> = match sonic_rs::from_slice(bytes) {
         Ok(raw) => raw,
-        Err(e) => return Err(Invalid::new(InvalidReason::Json, e.to_string())),
+        // sonic-rs refuses a number beyond the f64 range (`1e400`) even in a
+        // field it ignores, which is valid JSON; serde_json only refuses it
+        // in a field that is read. A rare path: only for lines sonic-rs refused.
+        Err(e) => match serde_json::from_slice::<Raw<'a>>(bytes) {
+            Ok(raw) => raw,
+            Err(j) if j.to_string().starts_with("number out of range") => {
+                return Err(Invalid::new(InvalidReason::BadField, "a number beyond the range of a double"))
+            }
+            Err(_) => return Err(Invalid::new(InvalidReason::Json, e.to_string())),
+        },
     };
     validate(raw, rules)
 }
@@ -609,7 +618,7 @@ fn validate<'a>(mut r: Raw<'a>, rules: &ValidationRules) -> Result<Event<'a>, In
         EventType::DealCreated => {
             let deal = req_id(r.deal_id, "deal_id", LONG_ID_MAX)?;
             let amount = amount(req(r.amount, "amount")?, "amount")?;
-            Payload::DealCreated { deal, amount }
+            Payload::DealCreated { deal, lead, amount }
         }
         EventType::QuoteSent => {
             opt_id(r.deal_id, "deal_id", LONG_ID_MAX)?;
@@ -737,6 +746,17 @@ mod tests {
         let s = ev(r#""type":"call.logged","rep_id":"ana","outcome":"connected","x":{"y":[1,2]},"direction":null"#);
         let e = parse(&s).unwrap();
         assert_eq!(e.payload, Payload::Touch { call: true, lead: None, direction: Direction::Outbound, outcome: Outcome::Connected });
+    }
+
+    #[test]
+    fn numbers_out_of_range() {
+        // valid JSON that sonic-rs refuses: ignored where unknown, bad_field where read
+        let s = ev(r#""type":"lead.created","lead_id":"L-1","x":1e400,"y":[-1e999]"#);
+        assert!(parse(&s).is_ok(), "{s}");
+        let s = ev(r#""type":"deal.won","rep_id":"ana","deal_id":"d","amount":1e400"#);
+        assert_eq!(reason(&s), InvalidReason::BadField);
+        // the fallback keeps every other json reason
+        assert_eq!(reason(r#"{"event_id":"a","x":1e400,"event_id":"b"}"#), InvalidReason::Json);
     }
 
     #[test]

@@ -39,9 +39,19 @@ pub struct OpenDeal {
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 struct Deal {
-    /// Time of the first applied deal.created (cycle start fallback).
-    first_created: Micros,
+    /// Time of the first applied deal.created (cycle start fallback); `None`
+    /// while only its won/lost is known.
+    first_created: Option<Micros>,
+    /// `lead_id` (fingerprint) of that deal.created: the cycle's start when
+    /// the won event names no lead.
+    lead: Option<u64>,
     open: Option<OpenDeal>,
+    /// Event time of the won/lost that closed the deal, until a later
+    /// `deal.created` reopens it. A `deal.created` from before it (events
+    /// out of order) does not reopen the deal.
+    closed_at: Option<Micros>,
+    /// A `deal.created` of this deal has been counted in deals_created.
+    counted: bool,
 }
 
 /// What a `deal.created` did.
@@ -49,8 +59,20 @@ struct Deal {
 pub enum DealCreated {
     /// A new open deal: counts in deals_created and pipeline_added.
     Opened,
+    /// The creation of a deal whose won/lost was applied first (events out
+    /// of order): counts in deals_created and pipeline_added, stays closed.
+    CountedClosed,
     /// The deal was already open: amount and owner updated.
     Updated,
+    /// An update older than the won/lost of a deal already counted: nothing.
+    Ignored,
+}
+
+impl DealCreated {
+    /// Whether it counts in `sales_deals_created` / `sales_pipeline_added`.
+    pub fn counts(self) -> bool {
+        matches!(self, DealCreated::Opened | DealCreated::CountedClosed)
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -72,12 +94,20 @@ fn seconds(us: Micros) -> f64 {
 
 impl Joins {
     /// `lead.created` at `e`: the first applied one defines the lead.
-    pub fn lead_created(&mut self, lead: &str, e: Micros, t: Micros, r: Retention) {
-        let entry = self.leads.entry(fp(lead)).or_insert(Lead { created: e, responded: false });
-        if t - entry.created > r.joins {
+    /// Returns whether it is a new lead (counted in `sales_leads_created`);
+    /// a later `lead.created` of a known lead (a CRM re-sync, say) is not.
+    pub fn lead_created(&mut self, lead: &str, e: Micros, t: Micros, r: Retention) -> bool {
+        let mut new = false;
+        let entry = self.leads.entry(fp(lead)).or_insert_with(|| {
+            new = true;
+            Lead { created: e, responded: false }
+        });
+        if !new && t - entry.created > r.joins {
             // The old lead expired: this is a new one.
             *entry = Lead { created: e, responded: false };
+            new = true;
         }
+        new
     }
 
     /// An outbound activity on `lead` at `e`: the lead-response observation
@@ -91,48 +121,91 @@ impl Joins {
         Some(seconds(e - l.created))
     }
 
-    /// `deal.created` for `deal` by rep `owner`.
-    pub fn deal_created(&mut self, deal: &str, amount: f64, owner: u32, e: Micros, t: Micros, r: Retention) -> DealCreated {
-        let fresh = Deal { first_created: e, open: None };
-        let d = self.deals.entry(fp(deal)).or_insert(fresh);
-        if t - d.first_created > r.joins {
-            d.first_created = e;
+    /// What is known of `deal` at clock `t`, forgetting what retention no
+    /// longer keeps.
+    fn deal_entry(&mut self, deal: &str, t: Micros, r: Retention) -> &mut Deal {
+        let d = self.deals.entry(fp(deal)).or_insert(Deal { first_created: None, lead: None, open: None, closed_at: None, counted: false });
+        if d.first_created.is_some_and(|c| t - c > r.joins) {
+            d.first_created = None;
+            d.lead = None;
         }
-        match &mut d.open {
-            Some(o) if t - o.opened <= r.deal_ttl => {
-                o.amount = amount;
-                o.owner = owner;
-                DealCreated::Updated
+        if d.closed_at.is_some_and(|c| t - c > r.joins) {
+            d.closed_at = None;
+        }
+        if d.open.is_some_and(|o| t - o.opened > r.deal_ttl) {
+            d.open = None;
+        }
+        if d.open.is_none() && d.closed_at.is_none() {
+            d.counted = false;
+        }
+        d
+    }
+
+    /// `deal.created` at `e` for `deal` by rep `owner`, naming `lead`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn deal_created(&mut self, deal: &str, lead: Option<&str>, amount: f64, owner: u32, e: Micros, t: Micros, r: Retention) -> DealCreated {
+        let d = self.deal_entry(deal, t, r);
+        if d.first_created.is_none() {
+            d.first_created = Some(e);
+            d.lead = lead.map(fp);
+        } else if d.lead.is_none() {
+            d.lead = lead.map(fp);
+        }
+        if let Some(o) = &mut d.open {
+            o.amount = amount;
+            o.owner = owner;
+            return DealCreated::Updated;
+        }
+        match d.closed_at {
+            // Closed by a won/lost later than this creation: the events came
+            // out of order. The creation counts once; the deal stays closed.
+            Some(c) if e <= c => {
+                if d.counted {
+                    DealCreated::Ignored
+                } else {
+                    d.counted = true;
+                    DealCreated::CountedClosed
+                }
             }
-            open => {
-                *open = Some(OpenDeal { amount, owner, opened: e });
+            // New, or created again after it was closed: open.
+            _ => {
+                d.open = Some(OpenDeal { amount, owner, opened: e });
+                d.closed_at = None;
+                d.counted = true;
                 DealCreated::Opened
             }
         }
     }
 
+    /// Closes `deal` at `e` (won or lost), remembering it closed even when its
+    /// `deal.created` has not been applied yet.
+    fn close(&mut self, deal: &str, e: Micros, t: Micros, r: Retention) {
+        let d = self.deal_entry(deal, t, r);
+        d.open = None;
+        d.closed_at = Some(d.closed_at.map_or(e, |c| c.max(e)));
+    }
+
     /// `deal.won` at `e`: closes the deal and returns the sales-cycle
-    /// observation in seconds: from the `lead.created` of the won event's
-    /// `lead_id` if that lead is known, else from the deal's first
-    /// `deal.created` if known.
+    /// observation in seconds: from the `lead.created` of the deal's lead
+    /// (the won event's `lead_id`, else the one its `deal.created` named) if
+    /// that lead is known, else from the deal's first `deal.created` if known.
     pub fn deal_won(&mut self, deal: &str, lead: Option<&str>, e: Micros, t: Micros, r: Retention) -> Option<f64> {
+        let known = self.deals.get(&fp(deal)).copied();
+        let deal_lead = known.filter(|d| d.first_created.is_some_and(|c| t - c <= r.joins)).and_then(|d| d.lead);
         let start_lead = lead
-            .and_then(|l| self.leads.get(&fp(l)))
+            .map(fp)
+            .or(deal_lead)
+            .and_then(|l| self.leads.get(&l))
             .filter(|l| t - l.created <= r.joins)
             .map(|l| l.created);
-        let d = self.deals.get_mut(&fp(deal));
-        let start_deal = d.as_ref().map(|d| d.first_created).filter(|c| t - c <= r.joins);
-        if let Some(d) = d {
-            d.open = None;
-        }
+        let start_deal = known.and_then(|d| d.first_created).filter(|c| t - c <= r.joins);
+        self.close(deal, e, t, r);
         start_lead.or(start_deal).map(|s| seconds(e - s))
     }
 
-    /// `deal.lost`: closes the deal.
-    pub fn deal_lost(&mut self, deal: &str) {
-        if let Some(d) = self.deals.get_mut(&fp(deal)) {
-            d.open = None;
-        }
+    /// `deal.lost` at `e`: closes the deal.
+    pub fn deal_lost(&mut self, deal: &str, e: Micros, t: Micros, r: Retention) {
+        self.close(deal, e, t, r);
     }
 
     /// Open deals at clock `t` (not won, lost or past the TTL).
@@ -147,7 +220,7 @@ impl Joins {
             if d.open.is_some_and(|o| t - o.opened > r.deal_ttl) {
                 d.open = None;
             }
-            d.open.is_some() || t - d.first_created <= r.joins
+            d.open.is_some() || d.first_created.is_some_and(|c| t - c <= r.joins) || d.closed_at.is_some_and(|c| t - c <= r.joins)
         });
     }
 
@@ -170,8 +243,9 @@ mod tests {
         let mut j = Joins::default();
         // activity before the lead is known: no observation, and it does not use up the response
         assert_eq!(j.outbound_activity("L", 5 * S, 5 * S, R), None);
-        j.lead_created("L", 100 * S, 100 * S, R);
-        j.lead_created("L", 50 * S, 100 * S, R);
+        assert!(j.lead_created("L", 100 * S, 100 * S, R));
+        // a second lead.created of a known lead is not a new lead
+        assert!(!j.lead_created("L", 50 * S, 100 * S, R));
         // an activity timestamped before the lead: clamped to 0
         assert_eq!(j.outbound_activity("L", 90 * S, 100 * S, R), Some(0.0));
         assert_eq!(j.outbound_activity("L", 200 * S, 200 * S, R), None);
@@ -181,8 +255,8 @@ mod tests {
     fn cycle_prefers_lead_then_first_deal_created() {
         let mut j = Joins::default();
         j.lead_created("L", 0, 0, R);
-        assert_eq!(j.deal_created("D", 10.0, 0, 100 * S, 100 * S, R), DealCreated::Opened);
-        assert_eq!(j.deal_created("D", 20.0, 1, 150 * S, 150 * S, R), DealCreated::Updated);
+        assert_eq!(j.deal_created("D", None, 10.0, 0, 100 * S, 100 * S, R), DealCreated::Opened);
+        assert_eq!(j.deal_created("D", None, 20.0, 1, 150 * S, 150 * S, R), DealCreated::Updated);
         assert_eq!(j.open_deals(150 * S, R).map(|o| (o.amount, o.owner)).collect::<Vec<_>>(), vec![(20.0, 1)]);
         assert_eq!(j.deal_won("D", Some("L"), 1000 * S, 1000 * S, R), Some(1000.0));
         assert_eq!(j.open_deals(1000 * S, R).count(), 0);
@@ -191,14 +265,14 @@ mod tests {
         assert_eq!(j.deal_won("D", Some("unknown"), 1100 * S, 1100 * S, R), Some(1000.0));
         assert_eq!(j.deal_won("X", None, 1100 * S, 1100 * S, R), None);
         // a closed deal created again is a new open deal
-        assert_eq!(j.deal_created("D", 5.0, 0, 1200 * S, 1200 * S, R), DealCreated::Opened);
+        assert_eq!(j.deal_created("D", None, 5.0, 0, 1200 * S, 1200 * S, R), DealCreated::Opened);
     }
 
     #[test]
     fn retention() {
         let mut j = Joins::default();
         j.lead_created("L", 0, 0, R);
-        j.deal_created("D", 1.0, 0, 0, 0, R);
+        j.deal_created("D", None, 1.0, 0, 0, 0, R);
         let late = 181 * MICROS_PER_DAY;
         assert_eq!(j.outbound_activity("L", late, late, R), None);
         assert_eq!(j.deal_won("X", Some("L"), late, late, R), None);
@@ -208,5 +282,48 @@ mod tests {
         j.sweep(later, R);
         assert_eq!(j.heap_bytes() > 0 || j.leads.is_empty(), true);
         assert!(j.leads.is_empty() && j.deals.is_empty());
+    }
+
+    #[test]
+    fn won_before_created_stays_closed_and_counts_once() {
+        // created 10 s, updated 11 s, won 12 s, in every arrival order: one
+        // deal created, none open.
+        let orders: [[u8; 3]; 6] = [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]];
+        for order in orders {
+            let mut j = Joins::default();
+            let mut counted = 0;
+            for step in order {
+                match step {
+                    0 => counted += u32::from(j.deal_created("D", None, 100.0, 0, 10 * S, 20 * S, R).counts()),
+                    1 => counted += u32::from(j.deal_created("D", None, 150.0, 0, 11 * S, 20 * S, R).counts()),
+                    _ => {
+                        j.deal_won("D", None, 12 * S, 20 * S, R);
+                    }
+                }
+            }
+            assert_eq!(counted, 1, "order {order:?}");
+            assert_eq!(j.open_deals(20 * S, R).count(), 0, "order {order:?}");
+        }
+        // lost first, then its creation: counted, closed; a creation after the loss reopens it
+        let mut j = Joins::default();
+        j.deal_lost("E", 50 * S, 50 * S, R);
+        assert_eq!(j.deal_created("E", None, 1.0, 0, 40 * S, 50 * S, R), DealCreated::CountedClosed);
+        assert_eq!(j.deal_created("E", None, 2.0, 0, 45 * S, 50 * S, R), DealCreated::Ignored);
+        assert_eq!(j.open_deals(50 * S, R).count(), 0);
+        assert_eq!(j.deal_created("E", None, 3.0, 0, 60 * S, 60 * S, R), DealCreated::Opened);
+        assert_eq!(j.open_deals(60 * S, R).map(|o| o.amount).collect::<Vec<_>>(), vec![3.0]);
+    }
+
+    #[test]
+    fn cycle_starts_at_the_lead_the_deal_was_created_for() {
+        let mut j = Joins::default();
+        j.lead_created("L", 0, 0, R);
+        j.deal_created("D", Some("L"), 10.0, 0, 400 * S, 400 * S, R);
+        // the won event names no lead: the deal's lead still starts the cycle
+        assert_eq!(j.deal_won("D", None, 1000 * S, 1000 * S, R), Some(1000.0));
+        // a lead named by the won event wins over the deal's
+        j.lead_created("M", 600 * S, 600 * S, R);
+        j.deal_created("F", Some("L"), 10.0, 0, 700 * S, 700 * S, R);
+        assert_eq!(j.deal_won("F", Some("M"), 1000 * S, 1000 * S, R), Some(400.0));
     }
 }
