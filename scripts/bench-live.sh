@@ -19,6 +19,9 @@ teams=${1:-20} reps=${2:-10} days=${3:-30} partitions=${4:-4}
 out=target/bench-results.txt
 mkdir -p target
 log() { echo "$*" | tee -a "$out"; }
+name=bench-live
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
 cargo build --release --locked --bin salespulse 2>&1 | tail -1
 bin=$root/target/release/salespulse
@@ -51,21 +54,8 @@ t0=$(date +%s.%N)
 "$bin" produce --brokers "$KAFKA_BOOTSTRAP" --topic "$topic" "$work/events.ndjson" 2>/dev/null
 t1=$(date +%s.%N)
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat > "$work/salespulse.toml" <<EOF
-[kafka]
-brokers = "$KAFKA_BOOTSTRAP"
-topics = ["$topic"]
-group_id = "$topic-group"
-dlq_topic = "$topic-dlq"
-checkpoint_topic = "$topic-ckpt"
-[http]
-listen = "127.0.0.1:$port"
-[clock]
-mode = "event"
-[log]
-level = "warn"
-EOF
+port=$(free_port)
+engine_config "$work/salespulse.toml" "$topic" "$port" 10 warn
 t2=$(date +%s.%N)
 "$bin" run --config "$work/salespulse.toml" > /dev/null 2> "$work/engine.log" &
 pid=$!

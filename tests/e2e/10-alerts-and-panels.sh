@@ -24,14 +24,9 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
 name=$(basename "$0")
-say() { echo "[$name $(date -u +%H:%M:%S)] $*"; }
-die() { echo "[$name] FAIL: $*" >&2; exit 1; }
-
-if [ -z "${KAFKA_BOOTSTRAP:-}" ]; then
-  [ -n "${CI:-}" ] && die "KAFKA_BOOTSTRAP is not set in CI (scripts/test.sh starts the broker)"
-  echo "*** SKIPPED $name: KAFKA_BOOTSTRAP is not set; run scripts/kafka.sh start and export KAFKA_BOOTSTRAP ***"
-  exit 0
-fi
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+need_kafka_or_skip
 bin=$root/target/release/salespulse
 [ -x "$bin" ] || die "$bin not built (cargo build --release)"
 for t in prometheus prometheus-alertmanager promtool python3; do
@@ -55,19 +50,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-engine_port=$(free_port); prom_port=$(free_port); am_port=$(free_port); am_cluster_port=$(free_port); recv_port=$(free_port)
-
-# Polls `cmd` every second until it succeeds or `secs` pass.
-wait_for() {
-  local secs=$1 what=$2; shift 2
-  local t0=$SECONDS
-  until "$@" >/dev/null 2>&1; do
-    [ $((SECONDS - t0)) -lt "$secs" ] || die "timed out after ${secs}s waiting for $what"
-    sleep 1
-  done
-  say "$what (after $((SECONDS - t0)) s)"
-}
+engine_port=$(free_port); prom_port=$(free_port); am_port=$(free_port); recv_port=$(free_port)
 http_ok() { curl -fsS -o /dev/null "$1"; }
 
 # ---------------------------------------------------------------- events into Kafka
@@ -80,23 +63,7 @@ scripts/kafka.sh topic "$topic" 3 >/dev/null
 "$bin" produce --brokers "$KAFKA_BOOTSTRAP" --topic "$topic" "$work/events.ndjson"
 
 # ---------------------------------------------------------------- the engine
-cat > "$work/salespulse.toml" <<EOF
-[kafka]
-brokers = "$KAFKA_BOOTSTRAP"
-topics = ["$topic"]
-group_id = "$topic-group"
-dlq_topic = "$topic-dlq"
-checkpoint_topic = "$topic-ckpt"
-checkpoint_interval_s = 2
-[http]
-listen = "127.0.0.1:$engine_port"
-[clock]
-# The stream ends before today's UTC midnight; the event clock keeps every
-# window the same however long the test takes.
-mode = "event"
-[log]
-level = "info,rdkafka=warn"
-EOF
+engine_config "$work/salespulse.toml" "$topic" "$engine_port"
 "$bin" run --config "$work/salespulse.toml" > /dev/null 2> "$work/engine.log" &
 engine_pid=$!
 pids+=("$engine_pid")

@@ -18,14 +18,9 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
 name=$(basename "$0")
-say() { echo "[$name $(date -u +%H:%M:%S)] $*"; }
-die() { echo "[$name] FAIL: $*" >&2; exit 1; }
-
-if [ -z "${KAFKA_BOOTSTRAP:-}" ]; then
-  [ -n "${CI:-}" ] && die "KAFKA_BOOTSTRAP is not set in CI (scripts/test.sh starts the broker)"
-  echo "*** SKIPPED $name: KAFKA_BOOTSTRAP is not set; run scripts/kafka.sh start and export KAFKA_BOOTSTRAP ***"
-  exit 0
-fi
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+need_kafka_or_skip
 ours=$(scripts/kafka.sh env 2>/dev/null | sed -n 's/^KAFKA_BOOTSTRAP=//p' || true)
 if [ "$ours" != "$KAFKA_BOOTSTRAP" ]; then
   echo "*** SKIPPED $name: KAFKA_BOOTSTRAP=$KAFKA_BOOTSTRAP is not this checkout's broker (scripts/kafka.sh), which this test would stop and restart ***"
@@ -60,18 +55,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_for() {
-  local secs=$1 what=$2; shift 2
-  local t0=$SECONDS
-  until "$@" >/dev/null 2>&1; do
-    [ $((SECONDS - t0)) -lt "$secs" ] || die "timed out after ${secs}s waiting for $what"
-    sleep 1
-  done
-  say "$what (after $((SECONDS - t0)) s)"
-}
-status_is() { [ "$(curl -s -o /dev/null -w '%{http_code}' "$1")" = "$2" ]; }
-
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 engine=http://127.0.0.1:$port
 topic=outage-$$-$RANDOM
 "$bin" gen --seed 33 --teams 4 --reps-per-team 4 --days 12 --redeliver 0.02 --disorder-s 120 -o "$work/events.ndjson" 2>/dev/null
@@ -84,21 +68,7 @@ tail -n +"$((half + 1))" "$work/events.ndjson" > "$work/second.ndjson"
 
 scripts/kafka.sh topic "$topic" 2 >/dev/null
 "$bin" produce --brokers "$KAFKA_BOOTSTRAP" --topic "$topic" "$work/first.ndjson" 2>/dev/null
-cat > "$work/salespulse.toml" <<EOF
-[kafka]
-brokers = "$KAFKA_BOOTSTRAP"
-topics = ["$topic"]
-group_id = "$topic-group"
-dlq_topic = "$topic-dlq"
-checkpoint_topic = "$topic-ckpt"
-checkpoint_interval_s = 2
-[http]
-listen = "127.0.0.1:$port"
-[clock]
-mode = "event"
-[log]
-level = "info,rdkafka=warn"
-EOF
+engine_config "$work/salespulse.toml" "$topic" "$port"
 "$bin" run --config "$work/salespulse.toml" > /dev/null 2> "$work/engine.log" &
 engine_pid=$!
 
