@@ -10,10 +10,12 @@
 #      .kafka/test-data (stopped and deleted on exit); KAFKA_BOOTSTRAP is exported
 #   3. cargo build --release --locked --all-targets
 #   4. cargo test --release --locked -- --test-threads=2
-#   5. promtool check rules / test rules      (deploy/prometheus; skipped if absent)
-#   6. dashboard-linter lint --strict         (deploy/grafana/dashboards/*.json; skipped if absent)
-#   7. scripts/check-deploy.py                (YAML/JSON parse, compose/k8s/Dockerfile references)
-#   8. tests/e2e/*.sh in name order           (skipped if none)
+#   5. tests/reference/compare.py             (an independent Python implementation of the
+#                                              contract against `replay` on ~120 streams and cases)
+#   6. promtool check rules / test rules      (deploy/prometheus; skipped if absent)
+#   7. dashboard-linter lint --strict         (deploy/grafana/dashboards/*.json; skipped if absent)
+#   8. scripts/check-deploy.py                (YAML/JSON parse, compose/k8s/Dockerfile references)
+#   9. tests/e2e/*.sh in name order           (skipped if none)
 # and a summary line per stage at the end.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -117,7 +119,12 @@ begin "cargo test --release --locked"
 cargo test --release --locked -- --test-threads=2 2>&1 | tee "$tmp/cargo-test.log"
 pass
 
-# ---------------------------------------------------------------- 5. Prometheus rules
+# ---------------------------------------------------------------- 5. independent reference
+begin "reference check (tests/reference/compare.py)"
+python3 tests/reference/compare.py
+pass
+
+# ---------------------------------------------------------------- 6. Prometheus rules
 shopt -s nullglob
 rules=(deploy/prometheus/rules/*.yml deploy/prometheus/rules/*.yaml)
 rule_tests=(deploy/prometheus/tests/*.yml deploy/prometheus/tests/*.yaml)
@@ -136,7 +143,7 @@ else
   pass "${#rule_tests[@]} file(s)"
 fi
 
-# ---------------------------------------------------------------- 6. Grafana dashboards
+# ---------------------------------------------------------------- 7. Grafana dashboards
 dashboards=(deploy/grafana/dashboards/*.json)
 if [ ${#dashboards[@]} -eq 0 ]; then
   skip "dashboard-linter" "no deploy/grafana/dashboards/*.json yet"
@@ -151,12 +158,12 @@ else
   pass "${#dashboards[@]} dashboard(s)"
 fi
 
-# ---------------------------------------------------------------- 7. deployment files
+# ---------------------------------------------------------------- 8. deployment files
 begin "deploy files (scripts/check-deploy.py)"
 python3 scripts/check-deploy.py
 pass
 
-# ---------------------------------------------------------------- 8. end-to-end scripts
+# ---------------------------------------------------------------- 9. end-to-end scripts
 e2e=(tests/e2e/*.sh)
 if [ ${#e2e[@]} -eq 0 ]; then
   skip "e2e" "no tests/e2e/*.sh yet"
