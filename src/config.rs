@@ -204,15 +204,20 @@ impl Default for LogConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DemoConfig {
+    /// Rate of the live stream (events stamped with the current time).
     pub events_per_second: u32,
     pub teams: usize,
     pub reps_per_team: usize,
     pub seed: u64,
+    /// Days of generated history produced at start with their own times (up
+    /// to now), so every window and dashboard panel has data at once; 0: the
+    /// live stream only.
+    pub history_days: u32,
 }
 
 impl Default for DemoConfig {
     fn default() -> Self {
-        DemoConfig { events_per_second: 200, teams: 4, reps_per_team: 8, seed: 7 }
+        DemoConfig { events_per_second: 200, teams: 4, reps_per_team: 8, seed: 7, history_days: 30 }
     }
 }
 

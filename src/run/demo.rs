@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, ThreadedProducer};
 use rdkafka::ClientConfig;
-use tracing::warn;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use tracing::{info, warn};
 
 use crate::config::DemoConfig;
 use crate::gen::{GenConfig, Generator};
@@ -44,6 +45,9 @@ pub fn feed(brokers: String, topic: String, demo: DemoConfig, stop: Arc<AtomicBo
                 return;
             }
         };
+        if demo.history_days > 0 {
+            history(&producer, &topic, &demo, &stop);
+        }
         let rate = demo.events_per_second.max(1) as f64;
         let start = Instant::now();
         let mut sent = 0u64;
@@ -75,6 +79,46 @@ pub fn feed(brokers: String, topic: String, demo: DemoConfig, stop: Arc<AtomicBo
             round += 1;
         }
     })
+}
+
+/// Produces `demo.history_days` days of generated history, ending now, with
+/// the events' own times (events generated for later today are left out: they
+/// would be `future`). Its event ids use another seed than the live rounds.
+fn history(producer: &ThreadedProducer<DefaultProducerContext>, topic: &str, demo: &DemoConfig, stop: &AtomicBool) {
+    let now = wall_now();
+    let cfg = GenConfig {
+        seed: demo.seed.wrapping_add(1_000_000),
+        teams: demo.teams,
+        reps_per_team: demo.reps_per_team,
+        days: demo.history_days + 1,
+        start_ms: (now.div_euclid(MICROS_PER_DAY) - i64::from(demo.history_days)) * MICROS_PER_DAY / 1000,
+        ..GenConfig::default()
+    };
+    let mut sent = 0u64;
+    for ev in Generator::new(cfg) {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        if ev.ts_ms * 1000 > now {
+            continue;
+        }
+        let mut rec = BaseRecord::to(topic).key(ev.team_id.as_bytes()).payload(ev.line.as_bytes());
+        loop {
+            match producer.send(rec) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    rec = r;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err((e, _)) => {
+                    warn!(error = %e, "demo feeder: history send failed");
+                    break;
+                }
+            }
+        }
+        sent += 1;
+    }
+    info!(events = sent, days = demo.history_days, "demo feeder: produced the generated history; the live stream follows");
 }
 
 /// Starts the mock cluster with the topic.
