@@ -31,7 +31,8 @@
 //! - [`run`]: the live engine: Kafka consumer group member with per-partition
 //!   shards and transactional checkpoints ([`run::kafka`],
 //!   [`run::checkpoint`]), HTTP `/metrics` ([`run::http`]), self-metrics
-//!   ([`run::selfmetrics`]), the embedded demo broker ([`run::demo`]).
+//!   ([`run::selfmetrics`]), the embedded demo broker ([`run::demo`]), and
+//!   `salespulse produce` ([`run::produce`]: NDJSON to a topic, keyed by team).
 //! - `src/main.rs`: the `salespulse` command line.
 
 pub mod config;
