@@ -10,7 +10,10 @@
 //! Memory layout: most buckets of a rep only ever see calls and emails, so the
 //! six activity counters live inline and everything else (leads, meetings,
 //! deals, money, durations) in a boxed [`Funnel`] allocated on first use. A
-//! bucket is 40 bytes until a funnel event lands in it.
+//! bucket is 40 bytes until a funnel event lands in it. The funnel block is
+//! sparse (a presence mask and the nonzero fields only, 8 bytes each; the
+//! duration sketches boxed on their first observation): a typical hourly
+//! bucket with one lead or meeting costs 48 more bytes instead of 240.
 
 use serde::{Deserialize, Serialize};
 
@@ -31,13 +34,23 @@ pub struct Activity {
 
 macro_rules! funnel {
     (counts { $($c:ident),* $(,)? } sums { $($s:ident),* $(,)? }) => {
-        /// Everything but calls and emails.
+        /// Everything but calls and emails, stored sparsely: a bucket usually
+        /// holds one or two nonzero funnel fields out of 30.
+        ///
+        /// Field `i` (the counts in declaration order, then the sums) is
+        /// present when bit `i` of `mask` is set; the values of the present
+        /// fields are in `vals` in field order (a count as its `u32`, a sum as
+        /// its `f64` bits). An absent field is zero. This gives exactly the
+        /// same numbers as dense fields: a field is only stored once a nonzero
+        /// (or NaN) value is added, `0.0 + x == x`, a stored sum is never
+        /// `-0.0`, and adding `±0.0` to a sum that is not `-0.0` changes
+        /// nothing. The duration sketches are boxed on their first observation.
         #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
         pub struct Funnel {
-            $(pub $c: u32,)*
-            $(pub $s: f64,)*
-            pub response: Sketch,
-            pub cycle: Sketch,
+            mask: u32,
+            vals: Box<[u64]>,
+            response: Option<Box<Sketch>>,
+            cycle: Option<Box<Sketch>>,
         }
 
         /// [`Funnel`] summed over a window.
@@ -49,25 +62,99 @@ macro_rules! funnel {
             pub cycle: Sketch,
         }
 
+        const N_COUNTS: u32 = [$(stringify!($c),)*].len() as u32;
+        const N_SUMS: u32 = [$(stringify!($s),)*].len() as u32;
+        const _: () = assert!(N_COUNTS + N_SUMS <= 32);
+
         impl Funnel {
             fn add(&mut self, d: &FunnelDelta) {
-                $(self.$c += d.$c;)*
-                $(self.$s += d.$s;)*
+                let counts = [$(d.$c,)*];
+                for (i, &x) in counts.iter().enumerate() {
+                    if x != 0 {
+                        let v = self.slot(i as u32);
+                        *v = u64::from((*v as u32) + x);
+                    }
+                }
+                let sums = [$(d.$s,)*];
+                for (i, &x) in sums.iter().enumerate() {
+                    // `!(x == 0.0)` keeps NaN.
+                    if x != 0.0 {
+                        let v = self.slot(N_COUNTS + i as u32);
+                        *v = (f64::from_bits(*v) + x).to_bits();
+                    }
+                }
                 if let Some((x, bin)) = d.response_obs {
-                    self.response.insert_binned(x, bin);
+                    self.response.get_or_insert_with(Default::default).insert_binned(x, bin);
                 }
                 if let Some((x, bin)) = d.cycle_obs {
-                    self.cycle.insert_binned(x, bin);
+                    self.cycle.get_or_insert_with(Default::default).insert_binned(x, bin);
                 }
+            }
+
+            /// The stored value of field `i`, inserted as zero if absent
+            /// (`0u64` is both `0u32` and `0.0f64`).
+            fn slot(&mut self, i: u32) -> &mut u64 {
+                let pos = (self.mask & ((1u32 << i) - 1)).count_ones() as usize;
+                if self.mask & (1 << i) == 0 {
+                    let mut v = std::mem::take(&mut self.vals).into_vec();
+                    v.insert(pos, 0);
+                    self.vals = v.into_boxed_slice();
+                    self.mask |= 1 << i;
+                }
+                &mut self.vals[pos]
+            }
+
+            /// The value of sum field `i` (0.0 when absent).
+            fn sum(&self, i: u32) -> f64 {
+                let i = N_COUNTS + i;
+                if self.mask & (1 << i) == 0 {
+                    return 0.0;
+                }
+                let pos = (self.mask & ((1u32 << i) - 1)).count_ones() as usize;
+                self.vals.get(pos).map_or(0.0, |&v| f64::from_bits(v))
+            }
+
+            /// Heap bytes owned, this block included.
+            fn heap_bytes(&self) -> usize {
+                let sketch = |s: &Option<Box<Sketch>>| s.as_ref().map_or(0, |s| std::mem::size_of::<Sketch>() + s.heap_bytes());
+                std::mem::size_of::<Funnel>()
+                    + self.vals.len() * std::mem::size_of::<u64>()
+                    + sketch(&self.response)
+                    + sketch(&self.cycle)
             }
         }
 
         impl FunnelTotals {
             fn add(&mut self, f: &Funnel) {
-                $(self.$c += f.$c as u64;)*
-                $(self.$s += f.$s;)*
-                self.response.merge(&f.response);
-                self.cycle.merge(&f.cycle);
+                let mut vals = f.vals.iter();
+                let mut counts = f.mask & ((1u32 << N_COUNTS) - 1);
+                if counts != 0 {
+                    let mut out = [$(&mut self.$c,)*];
+                    while counts != 0 {
+                        let i = counts.trailing_zeros() as usize;
+                        counts &= counts - 1;
+                        if let (Some(&v), Some(o)) = (vals.next(), out.get_mut(i)) {
+                            **o += u64::from(v as u32);
+                        }
+                    }
+                }
+                let mut sums = f.mask >> N_COUNTS;
+                if sums != 0 {
+                    let mut out = [$(&mut self.$s,)*];
+                    while sums != 0 {
+                        let i = sums.trailing_zeros() as usize;
+                        sums &= sums - 1;
+                        if let (Some(&v), Some(o)) = (vals.next(), out.get_mut(i)) {
+                            **o += f64::from_bits(v);
+                        }
+                    }
+                }
+                if let Some(r) = &f.response {
+                    self.response.merge(r);
+                }
+                if let Some(c) = &f.cycle {
+                    self.cycle.merge(c);
+                }
             }
         }
 
@@ -98,6 +185,9 @@ funnel! {
         spend_marketing, spend_sales, response_seconds, cycle_seconds,
     }
 }
+
+/// Index of `revenue` among the sums of [`Funnel`].
+const REVENUE: u32 = 1;
 
 /// One bucket's (or calendar period's) accumulated values.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -144,14 +234,12 @@ impl Measures {
     }
 
     pub fn revenue(&self) -> f64 {
-        self.funnel.as_ref().map_or(0.0, |f| f.revenue)
+        self.funnel.as_ref().map_or(0.0, |f| f.sum(REVENUE))
     }
 
     /// Heap bytes owned (for state-size accounting).
     pub fn heap_bytes(&self) -> usize {
-        self.funnel
-            .as_ref()
-            .map_or(0, |f| std::mem::size_of::<Funnel>() + f.response.heap_bytes() + f.cycle.heap_bytes())
+        self.funnel.as_ref().map_or(0, |f| f.heap_bytes())
     }
 }
 
@@ -222,5 +310,43 @@ mod tests {
         assert_eq!(t.f.revenue, 22.0);
         assert_eq!(t.f.response.count(), 4);
         assert_eq!(m.revenue(), 11.0);
+    }
+
+    #[test]
+    fn sparse_funnel_sums_like_dense_fields() {
+        let mut m = Measures::default();
+        let mut deltas = Vec::new();
+        let mut d = Delta::default();
+        d.funnel().churned_mrr = -0.0;
+        deltas.push(d);
+        let mut d = Delta::default();
+        d.funnel().deals_won = 2;
+        d.funnel().revenue = 0.1;
+        d.funnel().spend_sales = -3.5;
+        deltas.push(d);
+        let mut d = Delta::default();
+        d.funnel().revenue = 0.2;
+        d.funnel().spend_sales = 3.5;
+        d.funnel().leads_created = 1;
+        d.funnel().cycles = 1;
+        d.funnel().cycle_seconds = 86_400.0;
+        d.funnel().cycle_obs = Some((86_400.0, crate::sketch::bin_of(86_400.0)));
+        deltas.push(d);
+        for d in &deltas {
+            m.add(d);
+        }
+        let mut t = Totals::default();
+        t.add(&m);
+        assert_eq!(t.f.deals_won, 2);
+        assert_eq!(t.f.leads_created, 1);
+        assert_eq!(t.f.cycles, 1);
+        assert_eq!(t.f.mqls, 0);
+        assert_eq!(t.f.revenue.to_bits(), (0.0 + 0.1 + 0.2f64).to_bits());
+        assert_eq!(m.revenue().to_bits(), (0.1 + 0.2f64).to_bits());
+        assert_eq!(t.f.spend_sales.to_bits(), 0.0f64.to_bits());
+        assert_eq!(t.f.churned_mrr.to_bits(), 0.0f64.to_bits());
+        assert_eq!(t.f.cycle_seconds, 86_400.0);
+        assert_eq!(t.f.cycle.count(), 1);
+        assert!(t.f.response.is_empty());
     }
 }
