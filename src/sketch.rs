@@ -68,10 +68,18 @@ impl Sketch {
         self.bins.iter().map(|&(_, c)| c as u64).sum()
     }
 
-    fn add_bin(&mut self, bin: i16, n: u32) {
+    /// Adds `n` to `bin`; `exact` grows the vector by one element at a time
+    /// (for sketches kept in state, which mostly hold 1–3 bins and rarely
+    /// grow) instead of doubling it.
+    fn add_bin(&mut self, bin: i16, n: u32, exact: bool) {
         match self.bins.binary_search_by_key(&bin, |&(b, _)| b) {
             Ok(i) => self.bins[i].1 += n,
-            Err(i) => self.bins.insert(i, (bin, n)),
+            Err(i) => {
+                if exact {
+                    self.bins.reserve_exact(1);
+                }
+                self.bins.insert(i, (bin, n))
+            }
         }
     }
 
@@ -81,7 +89,8 @@ impl Sketch {
         self.insert_binned(x, bin_of(x));
     }
 
-    /// Records observation `x` whose bin is `bin` (= `bin_of(x)`).
+    /// Records observation `x` whose bin is `bin` (= `bin_of(x)`). The bins
+    /// are kept at their exact length: this is how state sketches grow.
     pub fn insert_binned(&mut self, x: f64, bin: i16) {
         if self.bins.is_empty() {
             self.min = x;
@@ -90,7 +99,7 @@ impl Sketch {
             self.min = self.min.min(x);
             self.max = self.max.max(x);
         }
-        self.add_bin(bin, 1);
+        self.add_bin(bin, 1, true);
     }
 
     /// Adds all observations of `other`.
@@ -106,7 +115,7 @@ impl Sketch {
         self.max = self.max.max(other.max);
         if other.bins.len() <= 2 {
             for &(b, n) in &other.bins {
-                self.add_bin(b, n);
+                self.add_bin(b, n, false);
             }
             return;
         }
