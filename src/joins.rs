@@ -22,10 +22,29 @@ fn fp(id: &str) -> u64 {
     xxhash_rust::xxh3::xxh3_64(id.as_bytes())
 }
 
+/// A lead: its creation time and whether its first outbound activity was
+/// seen, packed in 8 bytes as `created * 2 + responded` (an entry is 16
+/// bytes instead of 24). Exact for `|created| < 2^62` µs (146 000 years);
+/// event timestamps are years 0000–9999 (`|µs| < 2^58`), and a time outside
+/// that range is clamped into it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-struct Lead {
-    created: Micros,
-    responded: bool,
+struct Lead(i64);
+
+impl Lead {
+    const LIMIT: Micros = 1 << 62;
+
+    fn new(created: Micros) -> Self {
+        Lead(created.clamp(-Self::LIMIT, Self::LIMIT - 1) * 2)
+    }
+    fn created(self) -> Micros {
+        self.0 >> 1
+    }
+    fn responded(self) -> bool {
+        self.0 & 1 == 1
+    }
+    fn set_responded(&mut self) {
+        self.0 |= 1;
+    }
 }
 
 /// An open deal: the latest amount and owner.
@@ -100,11 +119,11 @@ impl Joins {
         let mut new = false;
         let entry = self.leads.entry(fp(lead)).or_insert_with(|| {
             new = true;
-            Lead { created: e, responded: false }
+            Lead::new(e)
         });
-        if !new && t - entry.created > r.joins {
+        if !new && t - entry.created() > r.joins {
             // The old lead expired: this is a new one.
-            *entry = Lead { created: e, responded: false };
+            *entry = Lead::new(e);
             new = true;
         }
         new
@@ -114,11 +133,11 @@ impl Joins {
     /// in seconds if this is the lead's first one after its creation.
     pub fn outbound_activity(&mut self, lead: &str, e: Micros, t: Micros, r: Retention) -> Option<f64> {
         let l = self.leads.get_mut(&fp(lead))?;
-        if l.responded || t - l.created > r.joins {
+        if l.responded() || t - l.created() > r.joins {
             return None;
         }
-        l.responded = true;
-        Some(seconds(e - l.created))
+        l.set_responded();
+        Some(seconds(e - l.created()))
     }
 
     /// What is known of `deal` at clock `t`, forgetting what retention no
@@ -196,8 +215,8 @@ impl Joins {
             .map(fp)
             .or(deal_lead)
             .and_then(|l| self.leads.get(&l))
-            .filter(|l| t - l.created <= r.joins)
-            .map(|l| l.created);
+            .map(|l| l.created())
+            .filter(|&c| t - c <= r.joins);
         let start_deal = known.and_then(|d| d.first_created).filter(|c| t - c <= r.joins);
         self.close(deal, e, t, r);
         start_lead.or(start_deal).map(|s| seconds(e - s))
@@ -215,7 +234,7 @@ impl Joins {
 
     /// Frees leads and deals no join or open-deal count can use at `t`.
     pub fn sweep(&mut self, t: Micros, r: Retention) {
-        self.leads.retain(|_, l| t - l.created <= r.joins);
+        self.leads.retain(|_, l| t - l.created() <= r.joins);
         self.deals.retain(|_, d| {
             if d.open.is_some_and(|o| t - o.opened > r.deal_ttl) {
                 d.open = None;
@@ -237,6 +256,17 @@ mod tests {
 
     const R: Retention = Retention { joins: 180 * MICROS_PER_DAY, deal_ttl: 365 * MICROS_PER_DAY };
     const S: i64 = MICROS_PER_SEC;
+
+    #[test]
+    fn lead_packing_is_exact() {
+        for c in [0, 1, -1, 1_790_000_000_123_457, -62_135_596_800_000_000, 253_402_300_799_999_999] {
+            let mut l = Lead::new(c);
+            assert_eq!((l.created(), l.responded()), (c, false));
+            l.set_responded();
+            assert_eq!((l.created(), l.responded()), (c, true));
+        }
+        assert_eq!(std::mem::size_of::<(u64, Lead)>(), 16);
+    }
 
     #[test]
     fn first_lead_created_defines_the_lead_and_first_activity_counts() {
