@@ -11,6 +11,8 @@
 //! partition. Ids are kept as 64-bit XXH3 fingerprints of the id (a false
 //! match within one team needs a 2^-64-scale collision). Entries past their
 //! retention are ignored at lookup (exact) and freed by [`Joins::sweep`].
+//! Entries are packed: a lead in 8 bytes, a deal in 48 (its options as one
+//! flag byte), unpacked to plain structs for every decision.
 
 use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
@@ -56,7 +58,7 @@ pub struct OpenDeal {
     pub opened: Micros,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 struct Deal {
     /// Time of the first applied deal.created (cycle start fallback); `None`
     /// while only its won/lost is known.
@@ -71,6 +73,63 @@ struct Deal {
     closed_at: Option<Micros>,
     /// A `deal.created` of this deal has been counted in deals_created.
     counted: bool,
+}
+
+/// A [`Deal`] as stored: the option tags and `counted` in one flag byte
+/// (48 bytes instead of 88). Unused fields are zero.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct PackedDeal {
+    first_created: Micros,
+    lead: u64,
+    amount: f64,
+    opened: Micros,
+    closed_at: Micros,
+    owner: u32,
+    flags: u8,
+}
+
+const HAS_FIRST_CREATED: u8 = 1;
+const HAS_LEAD: u8 = 2;
+const HAS_OPEN: u8 = 4;
+const HAS_CLOSED_AT: u8 = 8;
+const COUNTED: u8 = 16;
+
+impl Deal {
+    fn pack(&self) -> PackedDeal {
+        let flag = |b: bool, f: u8| if b { f } else { 0 };
+        let o = self.open;
+        PackedDeal {
+            first_created: self.first_created.unwrap_or(0),
+            lead: self.lead.unwrap_or(0),
+            amount: o.map_or(0.0, |o| o.amount),
+            opened: o.map_or(0, |o| o.opened),
+            closed_at: self.closed_at.unwrap_or(0),
+            owner: o.map_or(0, |o| o.owner),
+            flags: flag(self.first_created.is_some(), HAS_FIRST_CREATED)
+                | flag(self.lead.is_some(), HAS_LEAD)
+                | flag(o.is_some(), HAS_OPEN)
+                | flag(self.closed_at.is_some(), HAS_CLOSED_AT)
+                | flag(self.counted, COUNTED),
+        }
+    }
+}
+
+impl PackedDeal {
+    fn has(&self, f: u8) -> bool {
+        self.flags & f != 0
+    }
+    fn open(&self) -> Option<OpenDeal> {
+        self.has(HAS_OPEN).then_some(OpenDeal { amount: self.amount, owner: self.owner, opened: self.opened })
+    }
+    fn unpack(&self) -> Deal {
+        Deal {
+            first_created: self.has(HAS_FIRST_CREATED).then_some(self.first_created),
+            lead: self.has(HAS_LEAD).then_some(self.lead),
+            open: self.open(),
+            closed_at: self.has(HAS_CLOSED_AT).then_some(self.closed_at),
+            counted: self.has(COUNTED),
+        }
+    }
 }
 
 /// What a `deal.created` did.
@@ -97,7 +156,7 @@ impl DealCreated {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Joins {
     leads: HashMap<u64, Lead, PrehashedBuild>,
-    deals: HashMap<u64, Deal, PrehashedBuild>,
+    deals: HashMap<u64, PackedDeal, PrehashedBuild>,
 }
 
 /// Retention settings.
@@ -140,10 +199,10 @@ impl Joins {
         Some(seconds(e - l.created()))
     }
 
-    /// What is known of `deal` at clock `t`, forgetting what retention no
-    /// longer keeps.
-    fn deal_entry(&mut self, deal: &str, t: Micros, r: Retention) -> &mut Deal {
-        let d = self.deals.entry(fp(deal)).or_insert(Deal { first_created: None, lead: None, open: None, closed_at: None, counted: false });
+    /// What is known of the deal with fingerprint `key` at clock `t`,
+    /// forgetting what retention no longer keeps; the caller stores it back.
+    fn deal_entry(&self, key: u64, t: Micros, r: Retention) -> Deal {
+        let mut d = self.deals.get(&key).map_or_else(Deal::default, PackedDeal::unpack);
         if d.first_created.is_some_and(|c| t - c > r.joins) {
             d.first_created = None;
             d.lead = None;
@@ -163,7 +222,14 @@ impl Joins {
     /// `deal.created` at `e` for `deal` by rep `owner`, naming `lead`.
     #[allow(clippy::too_many_arguments)]
     pub fn deal_created(&mut self, deal: &str, lead: Option<&str>, amount: f64, owner: u32, e: Micros, t: Micros, r: Retention) -> DealCreated {
-        let d = self.deal_entry(deal, t, r);
+        let key = fp(deal);
+        let mut d = self.deal_entry(key, t, r);
+        let what = Self::created(&mut d, lead, amount, owner, e);
+        self.deals.insert(key, d.pack());
+        what
+    }
+
+    fn created(d: &mut Deal, lead: Option<&str>, amount: f64, owner: u32, e: Micros) -> DealCreated {
         if d.first_created.is_none() {
             d.first_created = Some(e);
             d.lead = lead.map(fp);
@@ -199,9 +265,11 @@ impl Joins {
     /// Closes `deal` at `e` (won or lost), remembering it closed even when its
     /// `deal.created` has not been applied yet.
     fn close(&mut self, deal: &str, e: Micros, t: Micros, r: Retention) {
-        let d = self.deal_entry(deal, t, r);
+        let key = fp(deal);
+        let mut d = self.deal_entry(key, t, r);
         d.open = None;
         d.closed_at = Some(d.closed_at.map_or(e, |c| c.max(e)));
+        self.deals.insert(key, d.pack());
     }
 
     /// `deal.won` at `e`: closes the deal and returns the sales-cycle
@@ -209,7 +277,7 @@ impl Joins {
     /// (the won event's `lead_id`, else the one its `deal.created` named) if
     /// that lead is known, else from the deal's first `deal.created` if known.
     pub fn deal_won(&mut self, deal: &str, lead: Option<&str>, e: Micros, t: Micros, r: Retention) -> Option<f64> {
-        let known = self.deals.get(&fp(deal)).copied();
+        let known = self.deals.get(&fp(deal)).map(PackedDeal::unpack);
         let deal_lead = known.filter(|d| d.first_created.is_some_and(|c| t - c <= r.joins)).and_then(|d| d.lead);
         let start_lead = lead
             .map(fp)
@@ -228,16 +296,18 @@ impl Joins {
     }
 
     /// Open deals at clock `t` (not won, lost or past the TTL).
-    pub fn open_deals(&self, t: Micros, r: Retention) -> impl Iterator<Item = &OpenDeal> {
-        self.deals.values().filter_map(move |d| d.open.as_ref().filter(|o| t - o.opened <= r.deal_ttl))
+    pub fn open_deals(&self, t: Micros, r: Retention) -> impl Iterator<Item = OpenDeal> + '_ {
+        self.deals.values().filter_map(move |d| d.open().filter(|o| t - o.opened <= r.deal_ttl))
     }
 
     /// Frees leads and deals no join or open-deal count can use at `t`.
     pub fn sweep(&mut self, t: Micros, r: Retention) {
         self.leads.retain(|_, l| t - l.created() <= r.joins);
-        self.deals.retain(|_, d| {
+        self.deals.retain(|_, p| {
+            let mut d = p.unpack();
             if d.open.is_some_and(|o| t - o.opened > r.deal_ttl) {
                 d.open = None;
+                *p = d.pack();
             }
             d.open.is_some() || d.first_created.is_some_and(|c| t - c <= r.joins) || d.closed_at.is_some_and(|c| t - c <= r.joins)
         });
@@ -245,7 +315,7 @@ impl Joins {
 
     pub fn heap_bytes(&self) -> usize {
         self.leads.capacity() * (std::mem::size_of::<(u64, Lead)>() + 1)
-            + self.deals.capacity() * (std::mem::size_of::<(u64, Deal)>() + 1)
+            + self.deals.capacity() * (std::mem::size_of::<(u64, PackedDeal)>() + 1)
     }
 }
 
@@ -256,6 +326,26 @@ mod tests {
 
     const R: Retention = Retention { joins: 180 * MICROS_PER_DAY, deal_ttl: 365 * MICROS_PER_DAY };
     const S: i64 = MICROS_PER_SEC;
+
+    #[test]
+    fn deal_packing_round_trips() {
+        let open = Some(OpenDeal { amount: -0.0, owner: 7, opened: -5 });
+        for first_created in [None, Some(0), Some(-3)] {
+            for lead in [None, Some(0), Some(u64::MAX)] {
+                for open in [None, open] {
+                    for closed_at in [None, Some(0), Some(9)] {
+                        for counted in [false, true] {
+                            let d = Deal { first_created, lead, open, closed_at, counted };
+                            let u = d.pack().unpack();
+                            assert_eq!(u, d);
+                            assert_eq!(u.open.map(|o| o.amount.to_bits()), d.open.map(|o| o.amount.to_bits()));
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(std::mem::size_of::<(u64, PackedDeal)>(), 56);
+    }
 
     #[test]
     fn lead_packing_is_exact() {

@@ -12,7 +12,7 @@
 use crate::engine::Shard;
 
 const MAGIC: &[u8; 4] = b"SPCK";
-const VERSION: u16 = 6;
+const VERSION: u16 = 7;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
