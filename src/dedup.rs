@@ -3,7 +3,7 @@
 //! Owns: the set of applied event ids and their application time.
 //! Must not touch: anything else; the engine decides what "applied" means.
 //!
-//! An event is a duplicate when its id was applied less than `horizon` ago
+//! An event is a duplicate when its id was applied at most `horizon` ago
 //! by the engine clock (the clock at the time it was applied, not its
 //! `occurred_at`: a re-delivery of an old event is still caught).
 //!
