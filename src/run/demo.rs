@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, ThreadedProducer};
 use rdkafka::ClientConfig;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use tracing::{info, warn};
 
 use crate::config::DemoConfig;
@@ -102,19 +101,10 @@ fn history(producer: &ThreadedProducer<DefaultProducerContext>, topic: &str, dem
         if ev.ts_ms * 1000 > now {
             continue;
         }
-        let mut rec = BaseRecord::to(topic).key(ev.team_id.as_bytes()).payload(ev.line.as_bytes());
-        loop {
-            match producer.send(rec) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                    rec = r;
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                Err((e, _)) => {
-                    warn!(error = %e, "demo feeder: history send failed");
-                    break;
-                }
-            }
+        let rec = BaseRecord::to(topic).key(ev.team_id.as_bytes()).payload(ev.line.as_bytes());
+        if let Err(e) = super::kafka::send(producer, rec) {
+            warn!(error = %e, "demo feeder: history send failed");
+            continue;
         }
         sent += 1;
     }

@@ -503,7 +503,13 @@ fn give_back(parts: &mut BTreeMap<(String, i32), Part>, taken: Vec<Taken>) {
 }
 
 /// Sends one record, waiting while the producer queue is full.
-fn send(producer: &ThreadedProducer<DefaultProducerContext>, mut rec: BaseRecord<'_, [u8], [u8]>) -> Result<(), RunError> {
+/// Used by every producer of the crate (checkpoints, dead letters, the demo
+/// feeder, `salespulse produce`): a full queue is backpressure, not an error.
+pub(crate) fn send<K, P>(producer: &ThreadedProducer<DefaultProducerContext>, mut rec: BaseRecord<'_, K, P>) -> Result<(), KafkaError>
+where
+    K: rdkafka::message::ToBytes + ?Sized,
+    P: rdkafka::message::ToBytes + ?Sized,
+{
     loop {
         match producer.send(rec) {
             Ok(()) => return Ok(()),
@@ -511,7 +517,7 @@ fn send(producer: &ThreadedProducer<DefaultProducerContext>, mut rec: BaseRecord
                 rec = r;
                 std::thread::sleep(Duration::from_millis(5));
             }
-            Err((e, _)) => return Err(e.into()),
+            Err((e, _)) => return Err(e),
         }
     }
 }

@@ -11,7 +11,6 @@
 use std::io::BufRead;
 use std::time::{Duration, Instant};
 
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::ClientConfig;
 use tracing::info;
@@ -81,16 +80,7 @@ pub fn produce(
         if let Some(k) = key.as_deref() {
             rec = rec.key(k);
         }
-        loop {
-            match producer.send(rec) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                    rec = r;
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                Err((e, _)) => return Err(e.into()),
-            }
-        }
+        super::kafka::send(&producer, rec)?;
         summary.sent += 1;
         if summary.sent % 10_000 == 0 {
             progress(summary.sent);
