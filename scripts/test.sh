@@ -9,6 +9,8 @@
 #      it already runs, else scripts/kafka.sh start on fresh data in
 #      .kafka/test-data (stopped and deleted on exit); KAFKA_BOOTSTRAP is exported
 #   3. cargo build --release --locked --all-targets
+#      then scripts/check-standalone.sh        (a clone with nothing beside it: links stay
+#                                              inside, the test suite compiles there)
 #   4. cargo test --release --locked -- --test-threads=2
 #   5. tests/reference/compare.py             (an independent Python implementation of the
 #                                              contract against `replay` on ~120 streams and cases)
@@ -112,6 +114,11 @@ echo "KAFKA_BOOTSTRAP=$KAFKA_BOOTSTRAP"
 # ---------------------------------------------------------------- 3. build
 begin "cargo build --release --locked --all-targets"
 cargo build --release --locked --all-targets
+pass
+
+# ---------------------------------------------------------------- 3b. standalone
+begin "standalone clone (scripts/check-standalone.sh)"
+scripts/check-standalone.sh
 pass
 
 # ---------------------------------------------------------------- 4. Rust tests

@@ -1,4 +1,4 @@
-//! The CRM event contract (`shared/spec/events.md`): the typed event model and
+//! The CRM event contract (`docs/event-contract.md`): the typed event model and
 //! the validation that turns raw bytes into an [`Event`] or an
 //! [`InvalidReason`].
 //!
@@ -725,7 +725,7 @@ mod tests {
 
     #[test]
     fn every_example_line_is_valid() {
-        let text = include_str!("../../shared/spec/examples.ndjson");
+        let text = include_str!("../tests/fixtures/contract/examples.ndjson");
         for line in text.lines() {
             parse(line).unwrap_or_else(|e| panic!("{line}: {e}"));
         }

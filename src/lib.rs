@@ -1,9 +1,8 @@
 //! salespulse: a streaming sales-KPI engine. CRM events in (JSON, from Kafka
 //! or a file), live funnel KPIs out (Prometheus text format).
 //!
-//! The contract is `shared/spec/events.md` (input) and
-//! `shared/spec/metrics.md` (output); `docs/` explains both to their
-//! audiences.
+//! The contract is `docs/event-contract.md` (input) and `docs/metrics.md`
+//! (output), with the worked example in `tests/fixtures/contract/`.
 //!
 //! # Layout
 //!

@@ -1,4 +1,4 @@
-//! The worked example of `shared/spec/metrics.md`: replaying
+//! The contract's worked example (`tests/fixtures/contract/`, see `docs/metrics.md`): replaying
 //! `examples.ndjson` must print exactly the series of
 //! `examples.expected.txt` (names, labels, values).
 
@@ -9,8 +9,8 @@ use salespulse::engine::Clock;
 
 #[test]
 fn worked_example_matches_expected_exposition() {
-    let events = include_str!("../../shared/spec/examples.ndjson");
-    let expected = parse_exposition(include_str!("../../shared/spec/examples.expected.txt"));
+    let events = include_str!("fixtures/contract/examples.ndjson");
+    let expected = parse_exposition(include_str!("fixtures/contract/examples.expected.txt"));
     let core = core_from("", Clock::Event);
     let lines: Vec<String> = events.lines().map(str::to_owned).collect();
     let (shard, got) = fold_render(&core, &lines, ts("2026-11-22T00:00:00Z"));

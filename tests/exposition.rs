@@ -16,7 +16,7 @@ use salespulse::gen::{GenConfig, Generator};
 fn rich_exposition() -> String {
     let core = core_from("[benchmarks.teams.emea-smb]\nreach_ratio_min = 0.3\n", Clock::Event);
     let mut shard = Shard::new();
-    for line in include_str!("../../shared/spec/examples.ndjson").lines() {
+    for line in include_str!("fixtures/contract/examples.ndjson").lines() {
         shard.ingest(&core, line.as_bytes(), ts("2026-11-22T00:00:00Z"));
     }
     let cfg = GenConfig { days: 21, teams: 3, reps_per_team: 4, ..GenConfig::default() };

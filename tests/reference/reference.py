@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Independent, deliberately naive reference implementation of the salespulse
-KPI contract (shared/spec/events.md, shared/spec/metrics.md).
+KPI contract (docs/event-contract.md, docs/metrics.md).
 
     reference.py FILE [--now RFC3339] [--wall RFC3339] [--config TOML] [--verbose]
 
