@@ -128,22 +128,58 @@ struct Current {
     events: String,
 }
 
-fn render_team(team: &Team, core: &Core, t: Micros, wins: &[WindowCtx], fams: &mut Families, cur: &mut Current, tot: &mut Totals) {
+/// Per-window sums of a team's reps, reused from team to team.
+struct TeamSums {
+    tot: Vec<Totals>,
+    prev: Vec<Option<f64>>,
+    active: Vec<u64>,
+}
+
+impl TeamSums {
+    fn new(windows: usize) -> Self {
+        TeamSums { tot: vec![Totals::default(); windows], prev: vec![None; windows], active: vec![0; windows] }
+    }
+    fn clear(&mut self) {
+        self.tot.iter_mut().for_each(Totals::clear);
+        self.prev.iter_mut().for_each(|p| *p = None);
+        self.active.iter_mut().for_each(|a| *a = 0);
+    }
+}
+
+fn add_prev(sum: &mut Option<f64>, p: Option<f64>) {
+    if let Some(p) = p {
+        *sum = Some(sum.unwrap_or(0.0) + p);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn render_team(
+    team: &Team,
+    core: &Core,
+    t: Micros,
+    wins: &[WindowCtx],
+    fams: &mut Families,
+    cur: &mut Current,
+    tot: &mut Totals,
+    sums: &mut TeamSums,
+) {
     let w = &core.cfg.windows;
     let pt = w.periods(t);
-    let mut active = vec![0u64; w.defs.len()];
     let qdays = quota_days(&pt);
+    sums.clear();
 
     for rep in &team.reps {
         for (di, wc) in wins.iter().enumerate() {
             tot.clear();
             let read = rep.state.window(w, di, t, &pt, tot);
             if tot.act.active > 0 {
-                active[di] += 1;
+                sums.active[di] += 1;
             }
             let quota = wc.quota.and_then(|(p, day)| rep.quotas.get(p, day));
             let view = WindowView { t: tot, prev_revenue: read.prev_revenue, active_reps: None, quota };
             emit_window_series(fams, &team.id, Some(&rep.id), wc.name, &view);
+            sums.tot[di].add_totals(tot);
+            add_prev(&mut sums.prev[di], read.prev_revenue);
         }
     }
 
@@ -155,11 +191,14 @@ fn render_team(team: &Team, core: &Core, t: Micros, wins: &[WindowCtx], fams: &m
             any.then_some(s)
         })
     };
+    // The team: its reps' sums plus its own events without a rep.
     for (di, wc) in wins.iter().enumerate() {
-        tot.clear();
+        let tot = &mut sums.tot[di];
         let read = team.state.window(w, di, t, &pt, tot);
+        let mut prev = sums.prev[di];
+        add_prev(&mut prev, read.prev_revenue);
         let quota = wc.quota.and_then(|(p, day)| team_quota(p, day));
-        let view = WindowView { t: tot, prev_revenue: read.prev_revenue, active_reps: Some(active[di]), quota };
+        let view = WindowView { t: tot, prev_revenue: prev, active_reps: Some(sums.active[di]), quota };
         emit_window_series(fams, &team.id, None, wc.name, &view);
     }
 
@@ -244,9 +283,10 @@ pub fn render(shards: &[&Shard], core: &Core, t: Micros, out: &mut String) {
     let mut fams = Families::new();
     let mut cur = Current::default();
     let mut tot = Totals::default();
+    let mut sums = TeamSums::new(wins.len());
     for shard in shards {
         for team in &shard.teams {
-            render_team(team, core, t, &wins, &mut fams, &mut cur, &mut tot);
+            render_team(team, core, t, &wins, &mut fams, &mut cur, &mut tot, &mut sums);
         }
     }
 
