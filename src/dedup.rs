@@ -79,10 +79,14 @@ impl Dedup {
         if t >= self.next_sweep || i32::try_from(secs - self.base).is_err() {
             self.sweep(t, horizon);
         } else if self.seen.is_full() {
-            // Free the expired ids before the table grows for them.
+            // Free the expired ids before the table grows for them; grow by
+            // half while the horizon fills (nothing expires), by a quarter
+            // after.
+            let before = self.seen.len();
             self.sweep(t, horizon);
-            if self.seen.len() * 100 > self.seen.capacity() * 85 {
-                self.seen.resize(self.seen.len() * 5 / 4 + 16);
+            let n = self.seen.len();
+            if n * 100 > self.seen.capacity() * 85 {
+                self.seen.resize(if n * 20 > before * 19 { n * 3 / 2 } else { n * 5 / 4 } + 16);
             }
         }
         // After a sweep at `t` the offset is 0.
@@ -105,7 +109,9 @@ impl Dedup {
             }
         });
         self.base = base;
-        self.seen.fit();
+        if self.seen.len() * 100 < self.seen.capacity() * 60 {
+            self.seen.resize(self.seen.len() * 5 / 4 + 16);
+        }
         self.next_sweep = t + (horizon / 4).max(MICROS_PER_SEC);
     }
 

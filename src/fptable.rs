@@ -4,15 +4,20 @@
 //! Owns: storing `(fingerprint, value)` pairs and finding them.
 //! Must not touch: what the fingerprints or values mean.
 //!
-//! Keys are already uniform hashes, so the slot of a key is the key scaled to
-//! the table length (any length, not only powers of two). Collisions are
-//! resolved by Robin Hood linear probing, which keeps probe sequences short
-//! up to 90 % load; deletion shifts the following entries back, so there
-//! are no tombstones and [`FpTable::retain`] frees slots in place. Keys and
-//! values are kept in two arrays (no padding between a `u64` key and an `i32`
-//! value: a dedup entry is 12 bytes). Key 0 marks an empty slot: fingerprint
-//! 0 is stored as 1 (two fingerprints in 2^64 become one; see the callers for
-//! what a fingerprint collision means).
+//! Keys are already uniform hashes, so the home slot of a key is the key
+//! scaled to the number of slots (any number, not only powers of two), and
+//! the home slot grows with the key. Collisions are resolved by linear
+//! probing with the entries kept sorted by key (ordered linear probing): a
+//! lookup starts at the key's home and stops at the first larger key or
+//! empty slot, a few compares even at 90 % load; an insert shifts the rest of
+//! its run one slot on, a removal shifts it back (no tombstones, so
+//! [`FpTable::retain`] frees slots in place). Runs do not wrap around: past
+//! the last home slot there is an overflow area, and an insert that would
+//! run beyond it grows the table. Keys and values are kept in two arrays (no
+//! padding between a `u64` key and an `i32` value: a dedup entry is 12
+//! bytes). Key 0 marks an empty slot: fingerprint 0 is stored as 1 (two
+//! fingerprints in 2^64 become one; see the callers for what a fingerprint
+//! collision means).
 
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +28,8 @@ const MAX_LOAD_TENTHS: usize = 9;
 pub struct FpTable<V> {
     keys: Vec<u64>,
     vals: Vec<V>,
+    /// Home slots (`keys.len()` minus the overflow area).
+    homes: usize,
     len: usize,
 }
 
@@ -31,9 +38,14 @@ fn stored(k: u64) -> u64 {
     k.max(1)
 }
 
+/// Overflow slots past the last home slot.
+fn overflow(homes: usize) -> usize {
+    homes / 64 + 8
+}
+
 impl<V: Copy + Default> FpTable<V> {
     pub fn new() -> Self {
-        FpTable { keys: Vec::new(), vals: Vec::new(), len: 0 }
+        FpTable { keys: Vec::new(), vals: Vec::new(), homes: 0, len: 0 }
     }
 
     pub fn len(&self) -> usize {
@@ -44,9 +56,9 @@ impl<V: Copy + Default> FpTable<V> {
         self.len == 0
     }
 
-    /// Slots (the table length).
+    /// Home slots (the overflow area apart).
     pub fn capacity(&self) -> usize {
-        self.keys.len()
+        self.homes
     }
 
     /// Bytes of the two arrays.
@@ -56,49 +68,28 @@ impl<V: Copy + Default> FpTable<V> {
 
     #[inline]
     fn home(&self, k: u64) -> usize {
-        ((u128::from(k) * self.keys.len() as u128) >> 64) as usize
+        ((u128::from(k) * self.homes as u128) >> 64) as usize
     }
 
-    /// Probe distance of the entry at slot `i`.
+    /// The slot of `k` if present (`Ok`), else where it belongs (`Err`).
     #[inline]
-    fn dist(&self, i: usize) -> usize {
-        let h = self.home(self.keys[i]);
-        if i >= h {
-            i - h
-        } else {
-            i + self.keys.len() - h
+    fn search(&self, k: u64) -> Result<usize, usize> {
+        let mut i = self.home(k);
+        loop {
+            match self.keys.get(i) {
+                Some(&s) if s != 0 && s < k => i += 1,
+                Some(&s) if s == k => return Ok(i),
+                _ => return Err(i),
+            }
         }
     }
 
-    #[inline]
-    fn next(&self, i: usize) -> usize {
-        if i + 1 == self.keys.len() {
-            0
-        } else {
-            i + 1
-        }
-    }
-
-    /// Slot of key `k`, if present.
     #[inline]
     fn find(&self, k: u64) -> Option<usize> {
         if self.len == 0 {
             return None;
         }
-        let k = stored(k);
-        let mut i = self.home(k);
-        let mut d = 0;
-        loop {
-            let s = self.keys[i];
-            if s == k {
-                return Some(i);
-            }
-            if s == 0 || self.dist(i) < d {
-                return None;
-            }
-            i = self.next(i);
-            d += 1;
-        }
+        self.search(stored(k)).ok()
     }
 
     pub fn get(&self, k: u64) -> Option<&V> {
@@ -115,21 +106,12 @@ impl<V: Copy + Default> FpTable<V> {
 
     /// Whether one more entry would pass the maximum load.
     pub fn is_full(&self) -> bool {
-        (self.len + 1) * 10 > self.keys.len() * MAX_LOAD_TENTHS
+        (self.len + 1) * 10 > self.homes * MAX_LOAD_TENTHS
     }
 
     /// Inserts or replaces; grows the table when it is full.
     pub fn insert(&mut self, k: u64, v: V) {
-        if let Some(i) = self.find(k) {
-            self.vals[i] = v;
-            return;
-        }
-        if self.is_full() {
-            // To 80 % load: growing by an eighth keeps the table dense; the
-            // rebuilds still cost O(1) amortized per insert.
-            self.resize((self.len + 1) * 5 / 4 + 8);
-        }
-        self.insert_new(stored(k), v);
+        self.insert_at(stored(k), v);
     }
 
     /// The value of `k`, inserted by `f` first if absent; and whether it was.
@@ -137,43 +119,49 @@ impl<V: Copy + Default> FpTable<V> {
         if let Some(i) = self.find(k) {
             return (&mut self.vals[i], false);
         }
-        self.insert(k, f());
-        let i = self.find(k).unwrap_or(0);
+        let i = self.insert_at(stored(k), f());
         (&mut self.vals[i], true)
     }
 
-    /// Inserts a key known to be absent (already `stored`), with room for it.
-    fn insert_new(&mut self, mut k: u64, mut v: V) {
-        let mut i = self.home(k);
-        let mut d = 0;
-        loop {
-            if self.keys[i] == 0 {
-                self.keys[i] = k;
-                self.vals[i] = v;
-                self.len += 1;
-                return;
+    /// Inserts (or replaces) stored key `k`; returns its slot.
+    fn insert_at(&mut self, k: u64, v: V) -> usize {
+        if self.homes > 0 {
+            match self.search(k) {
+                Ok(i) => {
+                    self.vals[i] = v;
+                    return i;
+                }
+                Err(i) if !self.is_full() => {
+                    // The run from `i` on moves one slot on, into the first empty one.
+                    if let Some(gap) = self.keys[i..].iter().position(|&s| s == 0) {
+                        let j = i + gap;
+                        self.keys.copy_within(i..j, i + 1);
+                        self.vals.copy_within(i..j, i + 1);
+                        self.keys[i] = k;
+                        self.vals[i] = v;
+                        self.len += 1;
+                        return i;
+                    }
+                }
+                Err(_) => {}
             }
-            let di = self.dist(i);
-            if di < d {
-                std::mem::swap(&mut self.keys[i], &mut k);
-                std::mem::swap(&mut self.vals[i], &mut v);
-                d = di;
-            }
-            i = self.next(i);
-            d += 1;
         }
+        // Full, or the run would leave the overflow area: grow (to 80 %
+        // load: growing by an eighth keeps the table dense; the rebuilds
+        // still cost O(1) amortized per insert).
+        self.resize((self.len + 1) * 5 / 4 + 8);
+        self.insert_at(k, v)
     }
 
-    /// Removes the entry at slot `i`, shifting its cluster back.
+    /// Removes the entry at slot `i`, shifting the rest of its run back.
     fn remove_at(&mut self, mut i: usize) {
-        loop {
-            let j = self.next(i);
-            if self.keys[j] == 0 || self.dist(j) == 0 {
+        while let Some(&next) = self.keys.get(i + 1) {
+            if next == 0 || self.home(next) > i {
                 break;
             }
-            self.keys[i] = self.keys[j];
-            self.vals[i] = self.vals[j];
-            i = j;
+            self.keys[i] = next;
+            self.vals[i] = self.vals[i + 1];
+            i += 1;
         }
         self.keys[i] = 0;
         self.vals[i] = V::default();
@@ -190,62 +178,56 @@ impl<V: Copy + Default> FpTable<V> {
     /// Keeps the entries for which `keep` returns true (it may change them);
     /// `keep` sees every entry exactly once.
     pub fn retain(&mut self, mut keep: impl FnMut(u64, &mut V) -> bool) {
-        let n = self.keys.len();
-        if self.len == 0 {
-            return;
-        }
-        // Start after an empty slot: no cluster wraps past the start, so
-        // backward shifts only move entries not visited yet.
-        let Some(empty) = self.keys.iter().position(|&k| k == 0) else { return self.retain_full(keep) };
-        let mut i = self.next(empty);
-        let mut seen = 0;
-        while seen < n - 1 {
+        let mut i = 0;
+        while i < self.keys.len() {
             if self.keys[i] != 0 && !keep(self.keys[i], &mut self.vals[i]) {
+                // Slot `i` now holds the next entry of the run, not seen yet.
                 self.remove_at(i);
-                // Slot `i` now holds the next entry of the cluster (or nothing).
-                if self.keys[i] != 0 {
-                    continue;
-                }
+                continue;
             }
-            i = self.next(i);
-            seen += 1;
+            i += 1;
         }
     }
 
-    /// `retain` on a table without an empty slot (only one of capacity 0).
-    fn retain_full(&mut self, mut keep: impl FnMut(u64, &mut V) -> bool) {
-        let entries: Vec<(u64, V)> = self.iter().map(|(k, v)| (k, *v)).collect();
-        let cap = self.keys.len();
-        *self = FpTable::new();
-        self.resize(cap);
-        for (k, mut v) in entries {
-            if keep(k, &mut v) {
-                self.insert_new(k, v);
-            }
-        }
-    }
-
-    /// Rebuilds the table with `slots` slots (at least `len` / 0.9).
+    /// Rebuilds the table with `slots` home slots (at least `len` / 0.9).
     pub fn resize(&mut self, slots: usize) {
-        let slots = slots.max(self.len * 10 / MAX_LOAD_TENTHS + 1).max(4);
-        let keys = std::mem::replace(&mut self.keys, vec![0; slots]);
-        let vals = std::mem::replace(&mut self.vals, vec![V::default(); slots]);
-        self.len = 0;
-        for (k, v) in keys.into_iter().zip(vals) {
-            if k != 0 {
-                self.insert_new(k, v);
+        let homes = slots.max(self.len * 10 / MAX_LOAD_TENTHS + 1).max(4);
+        let entries: Vec<(u64, V)> = self.iter().map(|(k, v)| (k, *v)).collect();
+        self.rebuild(homes, entries);
+    }
+
+    /// Lays out sorted `entries` in a table of `homes` home slots, doubling
+    /// the overflow area if a run would pass it.
+    fn rebuild(&mut self, homes: usize, entries: Vec<(u64, V)>) {
+        let mut extra = overflow(homes);
+        'layout: loop {
+            self.homes = homes;
+            self.keys = vec![0; homes + extra];
+            self.vals = vec![V::default(); homes + extra];
+            self.len = entries.len();
+            let mut next = 0;
+            for &(k, v) in &entries {
+                let i = self.home(k).max(next);
+                if i >= self.keys.len() {
+                    extra *= 2;
+                    continue 'layout;
+                }
+                self.keys[i] = k;
+                self.vals[i] = v;
+                next = i + 1;
             }
+            return;
         }
     }
 
     /// Shrinks the table when it is less than half full (to 80 % load).
     pub fn fit(&mut self) {
-        if self.len * 2 < self.keys.len() {
+        if self.len * 2 < self.homes {
             self.resize(self.len * 5 / 4 + 4);
         }
     }
 
-    /// Every `(key, value)`, in slot order.
+    /// Every `(key, value)`, in key order.
     pub fn iter(&self) -> impl Iterator<Item = (u64, &V)> {
         self.keys.iter().zip(&self.vals).filter(|(k, _)| **k != 0).map(|(k, v)| (*k, v))
     }
@@ -276,12 +258,21 @@ impl<'de, V: Copy + Default + Deserialize<'de>> Deserialize<'de> for FpTable<V> 
 
 impl<V: Copy + Default> FpTable<V> {
     /// A table of `entries` (a repeated key keeps its last value) at 80 % load.
-    pub fn from_entries(entries: Vec<(u64, V)>) -> Self {
-        let mut t = FpTable::new();
-        t.resize(entries.len() * 5 / 4 + 4);
-        for (k, v) in entries {
-            t.insert(k, v);
+    pub fn from_entries(mut entries: Vec<(u64, V)>) -> Self {
+        for e in &mut entries {
+            e.0 = stored(e.0);
         }
+        // Stable: of equal keys the last one is kept.
+        entries.sort_by_key(|e| e.0);
+        let mut dedup: Vec<(u64, V)> = Vec::with_capacity(entries.len());
+        for e in entries {
+            match dedup.last_mut() {
+                Some(last) if last.0 == e.0 => *last = e,
+                _ => dedup.push(e),
+            }
+        }
+        let mut t = FpTable::new();
+        t.rebuild(dedup.len() * 5 / 4 + 4, dedup);
         t
     }
 }
@@ -321,6 +312,8 @@ mod tests {
                     prop_assert_eq!(t.get(*mk), Some(mv));
                 }
                 prop_assert!(t.len() * 10 <= t.capacity() * 9 || t.capacity() <= 4);
+                let keys: Vec<u64> = t.iter().map(|(k, _)| k).collect();
+                prop_assert!(keys.windows(2).all(|w| w[0] < w[1]));
             }
             let mut seen = 0;
             t.retain(|_, _| { seen += 1; true });

@@ -75,6 +75,14 @@ macro_rules! funnel {
         pub const FUNNEL_SUMS: usize = N_SUMS as usize;
 
         impl FunnelDelta {
+            /// The count fields, in declaration order (for tests that build deltas).
+            pub fn count_fields_mut(&mut self) -> [&mut u32; FUNNEL_COUNTS] {
+                [$(&mut self.$c,)*]
+            }
+            /// The sum fields, in declaration order.
+            pub fn sum_fields_mut(&mut self) -> [&mut f64; FUNNEL_SUMS] {
+                [$(&mut self.$s,)*]
+            }
             /// The count fields, in declaration order.
             pub fn count_values(&self) -> [u32; FUNNEL_COUNTS] {
                 [$(self.$c,)*]

@@ -203,10 +203,6 @@ fn put_f64(b: &mut [u8], at: usize, v: f64) {
     b[at..at + 8].copy_from_slice(&v.to_le_bytes());
 }
 
-#[inline]
-fn get_u16(b: &[u8], at: usize) -> usize {
-    usize::from(u16::from_le_bytes([b[at], b[at + 1]]))
-}
 
 /// What one event adds, prepared once for every record it goes to.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -285,17 +281,97 @@ struct Layout {
     end: usize,
 }
 
+/// Appends `v` as LEB128.
+fn put_varint(out: &mut Vec<u8>, mut v: u32) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Reads a LEB128 value at `*p` (`None` past the end or beyond 32 bits).
+#[inline]
+fn get_varint(b: &[u8], p: &mut usize) -> Option<u32> {
+    let mut v = 0u32;
+    for shift in (0..35).step_by(7) {
+        let c = *b.get(*p)?;
+        *p += 1;
+        v |= u32::from(c & 0x7F).checked_shl(shift)?;
+        if c & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+    None
+}
+
 /// Length of the group at `at`.
 #[inline]
-fn group_len(b: &[u8], at: usize, within: bool) -> usize {
+fn group_len(b: &[u8], at: usize) -> usize {
     let tag = b[at];
     if tag & BINNED == 0 {
         1 + 8 * usize::from(tag)
     } else {
-        let w = width(tag);
-        let nb = at + 25 + if within { w } else { 0 };
-        nb + 2 + get_u16(b, nb) * (2 + w) - at
+        let mut p = at + 1;
+        let body = get_varint(b, &mut p).unwrap_or(0) as usize;
+        p + body - at
     }
+}
+
+/// The bins of a binned group body from `p`: `(bin, count)` pairs; the
+/// first bin is an `i16`, then one byte per bin, `(delta - 1) << 4 |
+/// (count - 1)` when the step from the previous bin is 1..=15 and the count
+/// 1..=16, else `0xFF`, the step and the count as LEB128.
+struct BinIter<'b> {
+    b: &'b [u8],
+    p: usize,
+    left: usize,
+    bin: i32,
+}
+
+impl Iterator for BinIter<'_> {
+    type Item = (i16, u32);
+    #[inline]
+    fn next(&mut self) -> Option<(i16, u32)> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let c = *self.b.get(self.p)?;
+        self.p += 1;
+        let (delta, count) = if c < 0xF0 {
+            (i32::from(c >> 4) + 1, u32::from(c & 15) + 1)
+        } else {
+            let d = get_varint(self.b, &mut self.p)?;
+            (d as i32, get_varint(self.b, &mut self.p)?)
+        };
+        self.bin += delta;
+        Some((self.bin as i16, count))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl ExactSizeIterator for BinIter<'_> {}
+
+/// A binned group at `at`: sum, min, max, within count (response groups),
+/// and its bins.
+fn binned(b: &[u8], at: usize, within: bool) -> Option<(f64, f64, f64, u32, BinIter<'_>)> {
+    let mut p = at + 1;
+    let body = get_varint(b, &mut p)? as usize;
+    let end = p.checked_add(body)?;
+    let b = b.get(..end)?;
+    let sum = f64::from_le_bytes(b.get(p..p + 8)?.try_into().ok()?);
+    let min = f64::from_le_bytes(b.get(p + 8..p + 16)?.try_into().ok()?);
+    let max = f64::from_le_bytes(b.get(p + 16..p + 24)?.try_into().ok()?);
+    p += 24;
+    let w = if within { get_varint(b, &mut p)? } else { 0 };
+    let n = get_varint(b, &mut p)? as usize;
+    let first = i16::from_le_bytes(b.get(p..p + 2)?.try_into().ok()?);
+    p += 2;
+    Some((sum, min, max, w, BinIter { b, p, left: n, bin: i32::from(first) - 1 }))
 }
 
 /// The layout without the group lengths (`cyc` and `end` unset).
@@ -317,8 +393,8 @@ fn head(b: &[u8]) -> Layout {
 fn layout(b: &[u8]) -> Layout {
     let mut l = head(b);
     let h = b[0];
-    l.cyc = if h & HAS_RESP != 0 { l.resp + group_len(b, l.resp, true) } else { l.resp };
-    l.end = if h & HAS_CYC != 0 { l.cyc + group_len(b, l.cyc, false) } else { l.cyc };
+    l.cyc = if h & HAS_RESP != 0 { l.resp + group_len(b, l.resp) } else { l.resp };
+    l.end = if h & HAS_CYC != 0 { l.cyc + group_len(b, l.cyc) } else { l.cyc };
     l
 }
 
@@ -340,23 +416,13 @@ impl Group {
             for k in 0..usize::from(tag) {
                 g.insert(get_f64(b, at + 1 + 8 * k), within);
             }
-        } else {
-            let w = width(tag);
-            g.sum = get_f64(b, at + 1);
-            g.min = get_f64(b, at + 9);
-            g.max = get_f64(b, at + 17);
-            let mut p = at + 25;
-            if within {
-                g.within = get(b, p, w);
-                p += w;
-            }
-            let n = get_u16(b, p);
-            p += 2;
-            g.bins.reserve_exact(n);
-            for _ in 0..n {
-                g.bins.push((i16::from_le_bytes([b[p], b[p + 1]]), get(b, p + 2, w)));
-                p += 2 + w;
-            }
+        } else if let Some((sum, min, max, w, bins)) = binned(b, at, within) {
+            g.sum = sum;
+            g.min = min;
+            g.max = max;
+            g.within = w;
+            g.bins.reserve_exact(bins.len());
+            g.bins.extend(bins);
         }
         g
     }
@@ -423,23 +489,33 @@ impl Group {
         self.bins = out;
     }
 
-    /// The binned encoding.
+    /// The binned encoding (see [`BinIter`]).
     fn write(&self, within: bool, out: &mut Vec<u8>) {
-        let top = self.bins.iter().map(|&(_, n)| n).max().unwrap_or(0).max(self.within);
-        let code = code_for(top);
-        let w = width(code);
-        out.push(BINNED | code);
-        out.extend_from_slice(&self.sum.to_le_bytes());
-        out.extend_from_slice(&self.min.to_le_bytes());
-        out.extend_from_slice(&self.max.to_le_bytes());
+        let mut body = Vec::with_capacity(32 + self.bins.len() * 2);
+        body.extend_from_slice(&self.sum.to_le_bytes());
+        body.extend_from_slice(&self.min.to_le_bytes());
+        body.extend_from_slice(&self.max.to_le_bytes());
         if within {
-            out.extend_from_slice(&self.within.to_le_bytes()[..w]);
+            put_varint(&mut body, self.within);
         }
-        out.extend_from_slice(&(self.bins.len() as u16).to_le_bytes());
+        put_varint(&mut body, self.bins.len() as u32);
+        let first = self.bins.first().map_or(0, |&(b, _)| b);
+        body.extend_from_slice(&first.to_le_bytes());
+        let mut prev = i32::from(first) - 1;
         for &(b, n) in &self.bins {
-            out.extend_from_slice(&b.to_le_bytes());
-            out.extend_from_slice(&n.to_le_bytes()[..w]);
+            let delta = i32::from(b) - prev;
+            prev = i32::from(b);
+            if (1..=15).contains(&delta) && (1..=16).contains(&n) {
+                body.push(((delta - 1) << 4) as u8 | (n - 1) as u8);
+            } else {
+                body.push(0xFF);
+                put_varint(&mut body, delta as u32);
+                put_varint(&mut body, n);
+            }
         }
+        out.push(BINNED);
+        put_varint(out, body.len() as u32);
+        out.extend_from_slice(&body);
     }
 }
 
@@ -460,13 +536,13 @@ pub struct Arena {
 }
 
 impl Arena {
-    /// Room for `n` more bytes, growing by a quarter (not doubling: an
+    /// Room for `n` more bytes, growing by an eighth (not doubling: an
     /// arena's spare capacity is memory of every key).
     #[inline]
     fn reserve(&mut self, n: usize) {
         let len = self.bytes.len();
         if len + n > self.bytes.capacity() {
-            self.bytes.reserve_exact(n.max(len / 4 + 32));
+            self.bytes.reserve_exact(n.max(len / 8 + 32));
         }
     }
 
@@ -522,13 +598,20 @@ impl Arena {
                 }
                 at += 1 + 8 * usize::from(tag);
             } else {
-                let w = width(tag);
-                if w == 0 {
+                let Some((_, _, _, _, mut bins)) = (tag == BINNED).then(|| binned(b, at, within)).flatten() else { return false };
+                let (n, mut last, mut seen) = (bins.left, i32::MIN, 0);
+                while let Some((_, c)) = bins.next() {
+                    if c == 0 || bins.bin <= last || bins.bin > i32::from(i16::MAX) || bins.bin < i32::from(i16::MIN) {
+                        return false;
+                    }
+                    last = bins.bin;
+                    seen += 1;
+                }
+                let len = group_len(b, at);
+                if seen != n || bins.p != at + len {
                     return false;
                 }
-                let nb = at + 25 + if within { w } else { 0 };
-                let Some(n) = b.get(nb..nb + 2) else { return false };
-                at = nb + 2 + usize::from(u16::from_le_bytes([n[0], n[1]])) * (2 + w);
+                at += len;
             }
         }
         let _ = cmask;
@@ -748,50 +831,13 @@ impl Arena {
             }
             return;
         }
-        // Binned: find the bin and check that no count outgrows the width.
-        let w = width(tag);
-        let in_hour = resp && x <= WITHIN_S;
-        let nb_at = at + 25 + if resp { w } else { 0 };
-        let n = get_u16(b, nb_at);
-        let bins = nb_at + 2;
-        let (mut lo, mut hi) = (0usize, n);
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            let q = bins + mid * (2 + w);
-            if i16::from_le_bytes([b[q], b[q + 1]]) < bin {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        let q = bins + lo * (2 + w);
-        let found = lo < n && i16::from_le_bytes([b[q], b[q + 1]]) == bin;
-        let bin_count = if found { get(b, q + 2, w).wrapping_add(1) } else { 1 };
-        let within = if in_hour { get(b, at + 25, w).wrapping_add(1) } else { 0 };
-        if width(code_for(bin_count.max(within))) > w {
-            return self.rebuild_group(h, resp, x, bin);
-        }
-        if x != 0.0 {
-            put_f64(b, at + 1, get_f64(b, at + 1) + x);
-        }
-        put_f64(b, at + 9, get_f64(b, at + 9).min(x));
-        put_f64(b, at + 17, get_f64(b, at + 17).max(x));
-        if in_hour {
-            put(b, at + 25, w, within);
-        }
-        if found {
-            put(b, q + 2, w, bin_count);
-            return;
-        }
-        b[nb_at..nb_at + 2].copy_from_slice(&((n + 1) as u16).to_le_bytes());
-        let mut ins = [0u8; 6];
-        ins[..2].copy_from_slice(&bin.to_le_bytes());
-        ins[2] = 1;
-        // `l.end` is the length before the bin count changed.
-        self.replace(h, l.end, q, q, &ins[..2 + w]);
+        // Binned: bins are packed, so the group is rewritten (binned groups
+        // are the few buckets with many observations; most of them only
+        // change when a finer bucket rolls up into them).
+        self.rebuild_group(h, resp, x, bin);
     }
 
-    /// Rewrites a group with one more observation, at whatever width it needs.
+    /// Rewrites a group with one more observation.
     fn rebuild_group(&mut self, h: &mut u32, resp: bool, x: f64, bin: i16) {
         let off = *h as usize;
         let b = &self.bytes[off..];
@@ -1033,11 +1079,18 @@ impl Arena {
         self.garbage > 256 && self.garbage > self.live()
     }
 
-    /// Whether the periodic sweep should collect: garbage and spare
-    /// capacity together above an eighth of the live bytes.
+    /// Whether the periodic sweep should collect: garbage above an eighth
+    /// of the live bytes.
     pub fn wants_tidy(&self) -> bool {
-        let slack = self.garbage + (self.bytes.capacity() - self.bytes.len());
-        slack > 64 && slack > self.live() / 8
+        self.garbage > 64 && self.garbage > self.live() / 8
+    }
+
+    /// Returns spare capacity above a quarter of the length (after records
+    /// were freed); collecting returns all of it.
+    pub fn shrink(&mut self) {
+        if self.bytes.capacity() - self.bytes.len() > self.bytes.len() / 4 + 64 {
+            self.bytes.shrink_to_fit();
+        }
     }
 }
 
@@ -1057,26 +1110,10 @@ fn read_group(b: &[u8], at: usize, within: bool, sketch: &mut crate::sketch::Ske
         }
         return (n as u64, if within { w } else { 0 }, sum);
     }
-    let w = width(tag);
-    let sum = get_f64(b, at + 1);
-    let (min, max) = (get_f64(b, at + 9), get_f64(b, at + 17));
-    let mut p = at + 25;
-    let mut within_n = 0u64;
-    if within {
-        within_n = u64::from(get(b, p, w));
-        p += w;
-    }
-    let nb = get_u16(b, p);
-    p += 2;
+    let Some((sum, min, max, within_n, bins)) = binned(b, at, within) else { return (0, 0, 0.0) };
     let mut n = 0u64;
-    let bins = (0..nb).map(|k| {
-        let q = p + k * (2 + w);
-        let c = get(b, q + 2, w);
-        n += u64::from(c);
-        (i16::from_le_bytes([b[q], b[q + 1]]), c)
-    });
-    sketch.merge_bins(min, max, bins);
-    (n, within_n, sum)
+    sketch.merge_bins(min, max, bins.inspect(|&(_, c)| n += u64::from(c)));
+    (n, u64::from(within_n), sum)
 }
 
 impl Serialize for Arena {
@@ -1109,5 +1146,149 @@ impl<'de> Deserialize<'de> for Arena {
         }
         // Garbage is never serialized (see `KeyState`'s serialization).
         Ok(Arena { bytes: d.deserialize_byte_buf(V)?, garbage: 0 })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::measures::{Delta, Measures, FUNNEL_COUNTS, FUNNEL_SUMS};
+    use proptest::prelude::*;
+
+    /// A delta as the engine makes them: observations come with their
+    /// derived counts and sums.
+    fn delta() -> impl Strategy<Value = Delta> {
+        let act = prop::array::uniform6(prop_oneof![3 => Just(0u32), 3 => 0u32..3, 1 => 0u32..70_000]);
+        let counts = prop::collection::vec((0usize..COUNTS, prop_oneof![1u32..3, 200u32..70_000]), 0..4);
+        let sums = prop::collection::vec((0usize..SUMS, 0u32..2_000_000), 0..3);
+        let obs = (prop::option::weighted(0.4, prop_oneof![Just(0.0), 0.5f64..20_000.0]), prop::option::weighted(0.2, 1.0f64..3e7));
+        (act, counts, sums, obs).prop_map(|(act, counts, sums, (resp, cyc))| {
+            let mut d = Delta::default();
+            let a = &mut d.act;
+            [a.outbound, a.inbound, a.outbound_calls, a.connects, a.meaningful, a.active] = act;
+            if !counts.is_empty() || !sums.is_empty() || resp.is_some() || cyc.is_some() {
+                let f = d.funnel();
+                let mut c = f.count_values();
+                let mut m = f.sum_values();
+                for (i, v) in counts {
+                    c[i] += v;
+                }
+                // Integral amounts: any order of addition gives the same sum.
+                for (i, v) in sums {
+                    m[i] += f64::from(v);
+                }
+                let fields = f.count_fields_mut();
+                for (x, v) in fields.into_iter().zip(c) {
+                    *x = v;
+                }
+                for (x, v) in f.sum_fields_mut().into_iter().zip(m) {
+                    *x = v;
+                }
+                if let Some(x) = resp {
+                    let x = x.round();
+                    f.lead_responses = 1;
+                    f.lead_responses_within_1h = u32::from(x <= 3600.0);
+                    f.response_seconds = x;
+                    f.response_obs = Some((x, crate::sketch::bin_of(x)));
+                }
+                if let Some(x) = cyc {
+                    let x = x.round();
+                    f.cycles = 1;
+                    f.cycle_seconds = x;
+                    f.cycle_obs = Some((x, crate::sketch::bin_of(x)));
+                }
+            }
+            d
+        })
+    }
+
+    fn totals_of(m: &Measures) -> Totals {
+        let mut t = Totals::default();
+        t.add(m);
+        t
+    }
+
+    proptest! {
+        /// Records (added to, grown, merged, collected, serialized) read as
+        /// the dense format-7 measures of the same deltas.
+        #[test]
+        fn records_sum_like_dense_measures(deltas in prop::collection::vec(delta(), 1..40), cuts in prop::collection::vec(0usize..40, 0..3)) {
+            let mut dense = Measures::default();
+            for d in &deltas {
+                dense.add(d);
+            }
+            let want = totals_of(&dense);
+            // The deltas in up to four records, merged into the first.
+            let mut arena = Arena::default();
+            let mut parts: Vec<u32> = Vec::new();
+            let mut cuts = cuts;
+            cuts.sort();
+            for (k, d) in deltas.iter().enumerate() {
+                let pd = PackedDelta::new(d);
+                let part = cuts.iter().filter(|&&c| c <= k).count();
+                if part < parts.len() {
+                    let mut h = parts[part];
+                    arena.add(&mut h, &pd);
+                    parts[part] = h;
+                } else {
+                    parts.push(arena.create(&pd));
+                }
+                // A record in between, so that growth moves records.
+                let filler = arena.create(&PackedDelta::new(&deltas[0]));
+                arena.free(filler);
+            }
+            let mut acc = parts[0];
+            for &p in &parts[1..] {
+                arena.merge(&mut acc, p);
+                arena.free(p);
+            }
+            prop_assert!(arena.check(acc));
+            arena.collect(std::iter::once(&mut acc));
+            prop_assert_eq!(arena.garbage(), 0);
+            let arena: Arena = bincode::deserialize(&bincode::serialize(&arena).unwrap()).unwrap();
+            let mut got = Totals::default();
+            arena.read(acc, &mut got);
+            prop_assert_eq!(&got, &want);
+            prop_assert_eq!(arena.revenue(acc), dense.revenue());
+            // A record rebuilt from totals reads the same.
+            let mut a2 = Arena::default();
+            match a2.create_from_totals(&want) {
+                Some(h) => {
+                    let mut again = Totals::default();
+                    a2.read(h, &mut again);
+                    prop_assert_eq!(again, want);
+                }
+                None => prop_assert_eq!(want, Totals::default()),
+            }
+        }
+    }
+
+    #[test]
+    fn field_order_of_the_derived_counts() {
+        let mut d = Delta::default();
+        d.funnel().lead_responses = 1;
+        d.funnel().lead_responses_within_1h = 2;
+        d.funnel().cycles = 3;
+        d.funnel().response_seconds = 4.0;
+        d.funnel().cycle_seconds = 5.0;
+        let f = d.funnel.as_ref().unwrap();
+        assert_eq!(f.count_values()[COUNTS..], [1, 2, 3]);
+        assert_eq!(f.sum_values()[SUMS..], [4.0, 5.0]);
+        assert_eq!((FUNNEL_COUNTS, FUNNEL_SUMS), (COUNTS + 3, SUMS + 2));
+    }
+
+    #[test]
+    fn a_bucket_of_calls_is_small() {
+        let mut d = Delta::default();
+        d.act.outbound = 1;
+        d.act.active = 1;
+        let mut a = Arena::default();
+        let mut h = a.create(&PackedDelta::new(&d));
+        for _ in 0..9 {
+            a.add(&mut h, &PackedDelta::new(&d));
+        }
+        assert_eq!(a.len_of(h), 7);
+        let corrupt = Arena { bytes: vec![0x20, 0x80, 0x7F], garbage: 0 };
+        assert!(!corrupt.check(0));
     }
 }

@@ -118,8 +118,9 @@ impl Sketch {
     /// Adds observations given as sorted `(bin, count)` pairs (counts above
     /// 0) whose exact minimum and maximum are `min` and `max`: the same as
     /// merging a sketch with those bins.
-    pub fn merge_bins(&mut self, min: f64, max: f64, bins: impl ExactSizeIterator<Item = (i16, u32)>) {
-        if bins.len() == 0 {
+    pub fn merge_bins(&mut self, min: f64, max: f64, bins: impl Iterator<Item = (i16, u32)>) {
+        let mut bins = bins.peekable();
+        if bins.peek().is_none() {
             return;
         }
         if self.bins.is_empty() {

@@ -366,6 +366,8 @@ impl KeyState {
         shrink_lean(&mut self.cal);
         if self.arena.wants_tidy() {
             self.collect();
+        } else {
+            self.arena.shrink();
         }
     }
 
