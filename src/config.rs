@@ -153,8 +153,17 @@ pub struct KafkaConfig {
     pub checkpoint_topic: String,
     /// Seconds between checkpoints.
     pub checkpoint_interval_s: u64,
-    /// librdkafka properties passed through (SASL, TLS, ...).
+    /// This instance's stable name (empty: the host name, i.e. the pod name
+    /// in Kubernetes). It makes the transactional id of the checkpoint
+    /// producer, so a restarted instance fences its dead predecessor's open
+    /// transaction at once; two live instances must never share it.
+    pub instance_id: String,
+    /// librdkafka properties for every client (SASL, TLS, ...).
     pub properties: BTreeMap<String, String>,
+    /// librdkafka properties for the consumer only (over `properties`).
+    pub consumer_properties: BTreeMap<String, String>,
+    /// librdkafka properties for the checkpoint producer only (over `properties`).
+    pub producer_properties: BTreeMap<String, String>,
 }
 
 impl Default for KafkaConfig {
@@ -166,7 +175,10 @@ impl Default for KafkaConfig {
             dlq_topic: "crm-events-dlq".into(),
             checkpoint_topic: "salespulse-checkpoints".into(),
             checkpoint_interval_s: 10,
+            instance_id: String::new(),
             properties: BTreeMap::new(),
+            consumer_properties: BTreeMap::new(),
+            producer_properties: BTreeMap::new(),
         }
     }
 }
@@ -294,8 +306,29 @@ fn duration(key: &'static str, value: &str) -> Result<Micros, ConfigError> {
     parse_duration(value).filter(|d| *d >= 0).ok_or_else(|| ConfigError::Duration { key, value: value.to_owned() })
 }
 
+/// Prefix of the environment variables that override configuration keys.
+pub const ENV_PREFIX: &str = "SALESPULSE_";
+
+/// Whether `name` (without [`ENV_PREFIX`]) has the form of a configuration
+/// key, `<SECTION>__<KEY>`. Other `SALESPULSE_*` variables (a wrapper
+/// script's `SALESPULSE_BIN`, `SALESPULSE_CONFIG`, test hooks) are not
+/// configuration and are left alone.
+fn is_config_env(name: &str) -> bool {
+    name.split_once("__").is_some_and(|(section, key)| !section.is_empty() && !key.is_empty())
+}
+
+/// The `SALESPULSE_*` variables of the environment that are not read as
+/// configuration (see [`is_config_env`]), for a debug log at start.
+pub fn ignored_env_vars() -> Vec<String> {
+    std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .filter(|k| k.strip_prefix(ENV_PREFIX).is_some_and(|rest| !is_config_env(rest)))
+        .collect()
+}
+
 impl Config {
-    /// Defaults, then `path` (if any), then `SALESPULSE_*` variables.
+    /// Defaults, then `path` (if any), then `SALESPULSE_<SECTION>__<KEY>`
+    /// variables.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
         if let Some(p) = path {
@@ -304,7 +337,7 @@ impl Config {
             }
             fig = fig.merge(Toml::file_exact(p));
         }
-        fig = fig.merge(Env::prefixed("SALESPULSE_").split("__").ignore(&["config"]));
+        fig = fig.merge(Env::prefixed(ENV_PREFIX).filter(|k| is_config_env(k.as_str())).split("__"));
         let cfg: Config = fig.extract().map_err(Box::new)?;
         cfg.core()?;
         Ok(cfg)
@@ -367,6 +400,26 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn environment_reads_only_section_key_names() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("SALESPULSE_KAFKA__GROUP_ID", "from-env");
+            jail.set_env("SALESPULSE_BIN", "/usr/local/bin/salespulse");
+            jail.set_env("SALESPULSE_CONFIG", "/etc/salespulse.toml");
+            jail.set_env("SALESPULSE_TEST_PAUSE", "checkpoint=100");
+            let cfg = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(cfg.kafka.group_id, "from-env");
+            let mut ignored = ignored_env_vars();
+            ignored.sort();
+            assert_eq!(ignored, ["SALESPULSE_BIN", "SALESPULSE_CONFIG", "SALESPULSE_TEST_PAUSE"]);
+            // A name of the config form is still checked: a typo is an error.
+            jail.set_env("SALESPULSE_KAFKA__GROUPID", "typo");
+            let err = Config::load(None).expect_err("unknown key");
+            assert!(err.to_string().contains("groupid"), "{err}");
+            Ok(())
+        });
+    }
 
     #[test]
     fn shipped_config_is_the_default() {

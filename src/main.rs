@@ -132,6 +132,9 @@ fn run(config: Option<PathBuf>) -> Result<()> {
         other => bail!("log.format {other:?}: expected text or json"),
     }
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "salespulse starting");
+    for name in salespulse::config::ignored_env_vars() {
+        tracing::debug!(variable = %name, "environment variable is not a SALESPULSE_<SECTION>__<KEY> configuration key: ignored");
+    }
     salespulse::run::run(cfg)?;
     tracing::info!("salespulse stopped");
     Ok(())
