@@ -14,12 +14,16 @@
 //! the snapshot of the partition's state *after* message `n-1` (with `n` in
 //! it), the dead letters of messages before `n`, and the group's committed
 //! offset `n` (`send_offsets_to_transaction`). Either all of it commits or
-//! none of it. After a crash or a move, the new owner restores the last
-//! committed snapshot (reading the checkpoint topic `read_committed`) and
-//! the group resumes at its committed offset, the same `n`: messages before
-//! `n` are in the snapshot exactly once, messages from `n` on are applied
-//! again from scratch. A zombie instance cannot commit: its offsets carry
-//! an old group generation, so its transaction fails and is aborted.
+//! none of it. On every assignment the partition starts from one consistent
+//! state (the one in memory, or the latest committed snapshot, or nothing)
+//! and is assigned *at that state's offset*: messages before `n` are in the
+//! state exactly once, messages from `n` on are applied again from scratch.
+//! The restore reads the checkpoint topic `read_committed` only once every
+//! transaction begun before it is decided (bounded wait; see
+//! [`read_checkpoints`]). A zombie instance cannot commit: its offsets carry
+//! an old group generation, so its transaction fails and is aborted; a
+//! restarted instance fences its predecessor's open transaction through its
+//! stable transactional id. `docs/platform.md` has the whole argument.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,10 +31,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tracing::{debug, error, info, warn};
 
@@ -44,7 +49,21 @@ use crate::time::{wall_now, Micros};
 pub const MAX_SNAPSHOT_BYTES: usize = 64 * 1024 * 1024;
 /// Checkpoint early when this many dead letters wait.
 const MAX_PENDING_DEAD: usize = 10_000;
+/// Timeout of the transactional producer's commit and abort calls.
 const TXN_TIMEOUT: Duration = Duration::from_secs(15);
+/// Timeout of `init_transactions`, which may first have to abort a dead
+/// predecessor's open transaction.
+const INIT_TIMEOUT: Duration = Duration::from_secs(30);
+/// `transaction.timeout.ms` unless configured: how long the broker lets a
+/// checkpoint transaction stay open before it aborts it. Short, so that the
+/// open transaction of an instance killed inside a checkpoint is decided
+/// (the broker checks every 10 s) well before the 45 s session timeout moves
+/// that instance's partitions; long enough for any checkpoint to commit.
+pub const DEFAULT_TRANSACTION_TIMEOUT_MS: u64 = 10_000;
+/// What a restore waits for, beyond the transaction timeout, until every
+/// transaction begun before it is decided (the broker's abort check interval,
+/// `transaction.abort.timed.out.transaction.cleanup.interval.ms`, is 10 s).
+const RESTORE_WAIT_SLACK: Duration = Duration::from_secs(12);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -77,9 +96,8 @@ pub struct Part {
     /// Messages applied since the last checkpoint.
     changed: bool,
     /// `next_offset` of the checkpoint this state continues: the last one this
-    /// instance committed or restored (-1: none). On a re-assignment, the state
-    /// in memory is kept only if the checkpoint topic still holds exactly this
-    /// one, i.e. nobody else committed the partition in between.
+    /// instance committed or restored (-1: none). On a re-assignment it breaks
+    /// a tie between the state in memory and a snapshot of the same offset.
     committed_offset: i64,
     /// Revoked and not (yet) assigned again: still served on `/metrics` (a
     /// broker outage must not blank the dashboards) but neither fed nor
@@ -156,6 +174,7 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// Configuration of every client: the brokers and `kafka.properties`.
     pub fn client_config(&self) -> ClientConfig {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.brokers);
@@ -164,6 +183,65 @@ impl Settings {
         }
         c
     }
+
+    /// Consumers: [`Settings::client_config`] and `kafka.consumer_properties`.
+    pub fn consumer_config(&self) -> ClientConfig {
+        let mut c = self.client_config();
+        for (k, v) in &self.kafka.consumer_properties {
+            c.set(k, v);
+        }
+        c
+    }
+
+    /// Producers: [`Settings::client_config`] and `kafka.producer_properties`.
+    pub fn producer_config(&self) -> ClientConfig {
+        let mut c = self.client_config();
+        if c.get("transaction.timeout.ms").is_none() && !self.kafka.producer_properties.contains_key("transaction.timeout.ms") {
+            c.set("transaction.timeout.ms", DEFAULT_TRANSACTION_TIMEOUT_MS.to_string());
+        }
+        for (k, v) in &self.kafka.producer_properties {
+            c.set(k, v);
+        }
+        c
+    }
+
+    /// The checkpoint producer's `transaction.timeout.ms`.
+    pub fn transaction_timeout(&self) -> Duration {
+        let ms = self.producer_config().get("transaction.timeout.ms").and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_TRANSACTION_TIMEOUT_MS);
+        Duration::from_millis(ms)
+    }
+
+    /// How long a restore waits for undecided checkpoint transactions.
+    pub fn restore_wait(&self) -> Duration {
+        self.transaction_timeout() + RESTORE_WAIT_SLACK
+    }
+
+    /// This instance's name: `kafka.instance_id`, else the host name.
+    pub fn instance_id(&self) -> String {
+        let id = self.kafka.instance_id.trim();
+        if !id.is_empty() {
+            return id.to_string();
+        }
+        host_name()
+    }
+
+    /// The checkpoint producer's transactional id: stable per instance, so a
+    /// restarted instance fences its predecessor's open transaction at once.
+    pub fn transactional_id(&self) -> String {
+        format!("salespulse-{}-{}", self.kafka.group_id, self.instance_id())
+    }
+}
+
+/// The host name (`HOSTNAME`, which Kubernetes sets to the pod name, else the
+/// kernel's), or `salespulse` if neither is known.
+pub fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "salespulse".into())
 }
 
 /// The consumer's context: rebalance callbacks and client errors.
@@ -180,11 +258,13 @@ pub struct Ctx {
 
 impl Ctx {
     /// Commits a checkpoint of `which` partitions (all when `None`). A fatal
-    /// producer error (fenced, or an invalid transaction state after a broker
-    /// outage) discards the producer; the next call creates a new one, so the
-    /// engine recovers without a restart. Offsets are fenced by the consumer
-    /// group generation (`send_offsets_to_transaction`), not by the
-    /// transactional id, so a new producer is as safe as the old one.
+    /// producer error other than fencing (an invalid transaction state after
+    /// a broker outage) discards the producer; the next call creates a new
+    /// one with the same transactional id, so the engine recovers without a
+    /// restart. Fencing (a newer process with this transactional id) stops the
+    /// engine. Offsets are also fenced by the consumer group generation
+    /// (`send_offsets_to_transaction`): a member that lost its partitions
+    /// cannot commit them.
     fn checkpoint(&self, consumer: &BaseConsumer<Ctx>, which: Option<&[(String, i32)]>) -> Result<(), RunError> {
         if !self.settings.transactional {
             // Demo broker without transactions: nothing to commit.
@@ -204,6 +284,22 @@ impl Ctx {
             };
             let result = checkpoint(&self.engine, &self.settings, &p, consumer, which);
             match &result {
+                Err(RunError::Kafka(e)) if is_fenced(e) => {
+                    // A newer producer with this transactional id exists: this
+                    // process is the zombie. Recreating the producer would fence
+                    // the live one in turn; stop instead.
+                    let msg = format!(
+                        "checkpoint producer fenced: another process started with the transactional id {} (kafka.instance_id {:?}); \
+                         each live instance needs its own kafka.instance_id",
+                        self.settings.transactional_id(),
+                        self.settings.instance_id()
+                    );
+                    error!("{msg}");
+                    if let Ok(mut f) = self.fatal.lock() {
+                        *f = Some(msg);
+                    }
+                    return result;
+                }
                 Err(RunError::Kafka(e)) if is_fatal(e) && attempt == 0 => {
                     warn!(error = %e, "fatal producer error: retrying the checkpoint with a new transactional producer");
                     continue;
@@ -234,133 +330,251 @@ impl ClientContext for Ctx {
 }
 
 impl ConsumerContext for Ctx {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    /// Replaces rdkafka's default so that an assignment starts every
+    /// partition exactly where the state it starts from ends: the offsets of
+    /// the assignment are set from the restored snapshots before `assign`.
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
         self.engine.metrics.rebalances.inc();
-        if let Rebalance::Revoke(tpl) = rebalance {
-            let keys: Vec<(String, i32)> = tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
-            info!(partitions = ?keys, "partitions revoked: checkpointing them");
-            if let Err(e) = self.checkpoint(consumer, Some(&keys)) {
-                error!(error = %e, "checkpoint on revoke failed: the next owner resumes from the previous checkpoint");
-            }
-            // Keep serving them until the next assignment says who owns
-            // them: during a broker outage (session timeout) that can be a
-            // long time, and the last KPIs are better than none.
-            let mut parts = self.engine.lock();
-            for k in &keys {
-                if let Some(p) = parts.get_mut(k) {
-                    p.revoked = true;
+        let keys: Vec<(String, i32)> = tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                info!(partitions = ?keys, "partitions assigned: restoring their state");
+                let positions = match restore(&self.engine, &self.settings, &keys) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        // Consuming without knowing where the state ends would
+                        // lose or double events: assign nothing, stop.
+                        error!(error = %e, "restoring partitions failed: not consuming them");
+                        if let Ok(mut f) = self.fatal.lock() {
+                            *f = Some(format!("restoring partitions failed: {e}"));
+                        }
+                        return;
+                    }
+                };
+                for (k, offset) in positions {
+                    if let Err(e) = tpl.set_partition_offset(&k.0, k.1, offset) {
+                        error!(error = %e, topic = %k.0, partition = k.1, "cannot set the start offset of a partition");
+                    }
                 }
-            }
-            self.engine.ready.store(false, Ordering::Relaxed);
-        }
-    }
-
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Assign(tpl) => {
-                let keys: Vec<(String, i32)> = tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
-                info!(partitions = ?keys, "partitions assigned: restoring their checkpoints");
-                match restore(&self.engine, &self.settings, &keys) {
+                let assigned = match consumer.rebalance_protocol() {
+                    RebalanceProtocol::Cooperative => consumer.incremental_assign(tpl),
+                    _ => consumer.assign(tpl),
+                };
+                match assigned {
                     Ok(()) => self.engine.ready.store(true, Ordering::Relaxed),
                     Err(e) => {
-                        error!(error = %e, "restoring checkpoints failed");
+                        error!(error = %e, "assign failed");
                         if let Ok(mut f) = self.fatal.lock() {
-                            *f = Some(format!("restoring checkpoints failed: {e}"));
+                            *f = Some(format!("assign failed: {e}"));
                         }
                     }
                 }
             }
-            Rebalance::Revoke(_) => {}
-            Rebalance::Error(e) => {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                info!(partitions = ?keys, "partitions revoked: checkpointing them");
+                super::faults::pause("revoke");
+                if let Err(e) = self.checkpoint(consumer, Some(&keys)) {
+                    error!(error = %e, "checkpoint on revoke failed: the next owner resumes from the previous checkpoint");
+                }
+                // Keep serving them until the next assignment says who owns
+                // them: during a broker outage (session timeout) that can be a
+                // long time, and the last KPIs are better than none.
+                {
+                    let mut parts = self.engine.lock();
+                    for k in &keys {
+                        if let Some(p) = parts.get_mut(k) {
+                            p.revoked = true;
+                        }
+                    }
+                }
+                self.engine.ready.store(false, Ordering::Relaxed);
+                let unassigned = match consumer.rebalance_protocol() {
+                    RebalanceProtocol::Cooperative => consumer.incremental_unassign(tpl),
+                    _ => consumer.unassign(),
+                };
+                if let Err(e) = unassigned {
+                    warn!(error = %e, "unassign failed");
+                }
+            }
+            other => {
                 self.engine.metrics.kafka_errors.inc();
-                warn!(error = %e, "rebalance error");
+                let code: RDKafkaErrorCode = other.into();
+                warn!(error = %code, "rebalance error");
+                if let Err(e) = consumer.unassign() {
+                    warn!(error = %e, "unassign after a rebalance error failed");
+                }
             }
         }
     }
 }
 
-/// Reads the latest committed checkpoint of each of `keys` and installs the
-/// partitions (empty state where there is none).
-fn restore(engine: &Engine, settings: &Settings, keys: &[(String, i32)]) -> Result<(), RunError> {
+/// What a read of the checkpoint topic found.
+struct CheckpointRead {
+    /// The latest committed record of each wanted key.
+    records: HashMap<String, Vec<u8>>,
+    /// False when a transaction that started before the read was still
+    /// undecided at the end of the wait: a newer committed checkpoint may
+    /// exist that the read could not see.
+    complete: bool,
+}
+
+/// Reads the latest committed checkpoint record of each of `wanted`.
+///
+/// A `read_committed` reader stops at the topic's last stable offset (LSO):
+/// the first offset of the oldest transaction still open. An instance killed
+/// inside a checkpoint transaction leaves one open until the broker aborts it
+/// (`transaction.timeout.ms`) or a producer with the same transactional id
+/// fences it; every checkpoint committed after it started is invisible until
+/// then. So the read first waits until the LSO reaches the high watermark
+/// seen at its start (every transaction begun before it decided), at most
+/// [`Settings::restore_wait`]; past that it reads what is visible and says
+/// so (`complete = false`). Either way the caller stays exact, because a
+/// partition always resumes at the offset of the state it starts from.
+fn read_checkpoints(settings: &Settings, wanted: &HashMap<String, (String, i32)>) -> Result<CheckpointRead, RunError> {
+    let mut records = HashMap::new();
+    if !settings.transactional {
+        return Ok(CheckpointRead { records, complete: true });
+    }
     let group = &settings.kafka.group_id;
-    let wanted: HashMap<String, (String, i32)> =
-        keys.iter().map(|(t, p)| (checkpoint::key(group, t, *p), (t.clone(), *p))).collect();
-    let mut found: HashMap<String, Vec<u8>> = HashMap::new();
-    if settings.transactional {
-        let reader: BaseConsumer = settings
-            .client_config()
+    let topic = &settings.kafka.checkpoint_topic;
+    let reader = |isolation: &str| -> Result<BaseConsumer, KafkaError> {
+        settings
+            .consumer_config()
             .set("group.id", format!("{group}-checkpoint-reader"))
             .set("enable.auto.commit", "false")
-            .set("isolation.level", "read_committed")
+            .set("isolation.level", isolation)
             .set("fetch.max.bytes", (2 * MAX_SNAPSHOT_BYTES).to_string())
             .set("max.partition.fetch.bytes", MAX_SNAPSHOT_BYTES.to_string())
-            .create()?;
-        let topic = &settings.kafka.checkpoint_topic;
-        let (_, high) = reader.fetch_watermarks(topic, 0, Duration::from_secs(30))?;
-        if high > 0 {
-            let mut tpl = TopicPartitionList::new();
-            tpl.add_partition_offset(topic, 0, Offset::Beginning)?;
-            reader.assign(&tpl)?;
-            let deadline = Instant::now() + Duration::from_secs(60);
-            loop {
-                match reader.poll(Duration::from_millis(200)) {
-                    Some(Ok(m)) => {
-                        if let (Some(k), Some(v)) = (m.key(), m.payload()) {
-                            let k = String::from_utf8_lossy(k).into_owned();
-                            if wanted.contains_key(&k) {
-                                found.insert(k, v.to_vec());
-                            }
+            .create()
+    };
+    // Watermark queries use the client's isolation level: read_uncommitted
+    // answers the high watermark, read_committed the LSO.
+    let committed = reader("read_committed")?;
+    let (_, high) = reader("read_uncommitted")?.fetch_watermarks(topic, 0, Duration::from_secs(30))?;
+    let wait = settings.restore_wait();
+    let t0 = Instant::now();
+    let mut said = false;
+    let lso = loop {
+        let (_, lso) = committed.fetch_watermarks(topic, 0, Duration::from_secs(30))?;
+        if lso >= high || t0.elapsed() >= wait {
+            break lso;
+        }
+        if !said {
+            said = true;
+            info!(topic = %topic, lso, high, "an open transaction on the checkpoint topic hides newer checkpoints: waiting until it is decided");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let complete = lso >= high;
+    if complete {
+        debug!(topic = %topic, high, waited_ms = t0.elapsed().as_millis() as u64, "every checkpoint transaction before the restore is decided");
+    } else {
+        warn!(
+            topic = %topic, lso, high, waited_s = wait.as_secs(),
+            "a transaction on the checkpoint topic is still open after the restore wait: restoring from the newest visible checkpoints; \
+             partitions resume at their offsets, so KPIs stay exact, but more events are read again and dead letters may repeat"
+        );
+    }
+    if lso > 0 {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, 0, Offset::Beginning)?;
+        committed.assign(&tpl)?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match committed.poll(Duration::from_millis(200)) {
+                Some(Ok(m)) => {
+                    if let (Some(k), Some(v)) = (m.key(), m.payload()) {
+                        let k = String::from_utf8_lossy(k);
+                        if wanted.contains_key(k.as_ref()) {
+                            records.insert(k.into_owned(), v.to_vec());
                         }
                     }
-                    Some(Err(e)) => warn!(error = %e, "reading checkpoints"),
-                    None => {}
                 }
-                let pos = reader.position()?.elements().first().and_then(|e| e.offset().to_raw()).unwrap_or(0);
-                if pos >= high {
-                    break;
-                }
-                if Instant::now() > deadline {
-                    return Err(RunError::Other(format!("checkpoint topic {topic} not read to its end ({pos} of {high}) within 60 s")));
-                }
+                Some(Err(e)) => warn!(error = %e, "reading checkpoints"),
+                None => {}
+            }
+            let pos = committed.position()?.elements().first().and_then(|e| e.offset().to_raw()).unwrap_or(0);
+            if pos >= lso {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(RunError::Other(format!("checkpoint topic {topic} not read to its end ({pos} of {lso}) within 60 s")));
             }
         }
     }
-    // Decode before touching the served state, so a bad record changes nothing.
-    let mut decoded: HashMap<String, (Shard, i64)> = HashMap::new();
-    for (k, bytes) in &found {
-        let d = checkpoint::decode(bytes).map_err(|source| RunError::Checkpoint { key: k.clone(), source })?;
-        decoded.insert(k.clone(), d);
-    }
+    Ok(CheckpointRead { records, complete })
+}
+
+/// Installs the state of each assigned partition of `keys` and returns the
+/// offset each must be consumed from: the `next_offset` of the state it
+/// starts from, never the group's committed offset (which the checkpoint
+/// committed together with the snapshot, but which a stale read of the
+/// checkpoint topic would not match).
+///
+/// Candidates: the state in memory (a partition this instance had and that
+/// comes back) and the latest committed snapshot on the topic. Both are
+/// consistent (state after message `n - 1`, resume at `n`), so either is
+/// exact; the newer one wins (less to read again), memory on a tie when its
+/// own last checkpoint is that snapshot. No state at all (or only a snapshot
+/// that cannot be decoded) rebuilds the partition from the earliest retained
+/// event, loudly.
+fn restore(engine: &Engine, settings: &Settings, keys: &[(String, i32)]) -> Result<Vec<((String, i32), Offset)>, RunError> {
+    let group = &settings.kafka.group_id;
+    let wanted: HashMap<String, (String, i32)> =
+        keys.iter().map(|(t, p)| (checkpoint::key(group, t, *p), (t.clone(), *p))).collect();
+    let read = read_checkpoints(settings, &wanted)?;
+    // Decode before touching the served state.
+    let mut decoded: HashMap<String, Result<(Shard, i64), checkpoint::CheckpointError>> =
+        read.records.iter().map(|(k, bytes)| (k.clone(), checkpoint::decode(bytes))).collect();
+    super::faults::pause("restore");
+    let mut positions = Vec::with_capacity(wanted.len());
     let mut parts = engine.lock();
-    for (k, (topic, p)) in wanted {
-        let id = (topic, p);
-        let on_topic = decoded.get(&k).map_or(-1, |d| d.1);
-        if let Some(part) = parts.get_mut(&id) {
-            if part.committed_offset == on_topic {
-                // Nobody committed this partition since this instance's own
-                // last checkpoint: what is in memory continues it (messages
-                // before `next_offset` are skipped when the group re-delivers
-                // them, pending dead letters go out with the next checkpoint).
-                info!(partition = %k, next_offset = part.next_offset, "assigned again: continuing with the state in memory");
+    for (k, id) in wanted {
+        let topic_offset = match decoded.get(&k) {
+            Some(Ok((_, n))) => Some(*n),
+            _ => None,
+        };
+        if let Some(part) = parts.get_mut(&id).filter(|p| p.next_offset >= 0) {
+            let keep = match topic_offset {
+                None => true,
+                Some(v) => part.next_offset > v || (part.next_offset == v && part.committed_offset == v),
+            };
+            if keep {
+                if let Some(Err(e)) = decoded.get(&k) {
+                    warn!(partition = %k, error = %e, "the checkpoint on the topic cannot be decoded; the state in memory is newer anyway");
+                }
+                info!(partition = %k, next_offset = part.next_offset, on_topic = ?topic_offset, complete_read = read.complete,
+                      "assigned again: continuing with the state in memory");
                 part.revoked = false;
+                positions.push((id, Offset::Offset(part.next_offset)));
                 continue;
             }
-            info!(partition = %k, in_memory = part.committed_offset, on_topic, "assigned again, but another owner committed since: restoring its checkpoint");
+            info!(partition = %k, in_memory = part.next_offset, on_topic = ?topic_offset, "assigned again, and a newer checkpoint was committed since: restoring it");
             if let Some(old) = parts.remove(&id) {
                 old.shard.release(&engine.core);
             }
         }
-        let part = match decoded.remove(&k) {
-            Some((shard, next)) => {
+        let (part, offset) = match decoded.remove(&k) {
+            Some(Ok((shard, next))) => {
                 info!(partition = %k, next_offset = next, teams = shard.teams.len(), "restored checkpoint");
-                Part::new(shard.restored(&engine.core), next)
+                (Part::new(shard.restored(&engine.core), next), Offset::Offset(next))
+            }
+            Some(Err(e)) => {
+                engine.metrics.restore_rebuilds.inc();
+                error!(
+                    partition = %k, error = %e,
+                    "REBUILDING PARTITION: its checkpoint cannot be restored by this release; its state is rebuilt by reading the \
+                     source partition again from its earliest retained event (KPIs of events no longer retained will be missing)"
+                );
+                (Part::new(Shard::new(), -1), Offset::Beginning)
             }
             None => {
-                info!(partition = %k, "no checkpoint: starting from the group's committed offset with empty state");
-                Part::new(Shard::new(), -1)
+                info!(partition = %k, "no checkpoint: building its state from the earliest retained event");
+                (Part::new(Shard::new(), -1), Offset::Beginning)
             }
         };
-        parts.insert(id, part);
+        parts.insert(id.clone(), part);
+        positions.push((id, offset));
     }
     // Revoked partitions this assignment did not give back belong to another
     // instance now: stop serving them and their gauges.
@@ -374,7 +588,7 @@ fn restore(engine: &Engine, settings: &Settings, keys: &[(String, i32)]) -> Resu
         let _ = engine.metrics.lag.remove_label_values(&[&k.0, &part]);
         let _ = engine.metrics.checkpoint_age.remove_label_values(&[&k.0, &part]);
     }
-    Ok(())
+    Ok(positions)
 }
 
 /// Commits a checkpoint of `which` partitions (all assigned when `None`):
@@ -454,6 +668,7 @@ fn checkpoint(
             }
             offsets.add_partition_offset(&t.key.0, t.key.1, Offset::Offset(t.next_offset))?;
         }
+        super::faults::pause("checkpoint");
         producer.send_offsets_to_transaction(&offsets, &cgm, TXN_TIMEOUT)?;
         producer.commit_transaction(TXN_TIMEOUT)?;
         Ok(())
@@ -524,14 +739,17 @@ where
 
 /// Creates the transactional producer of checkpoints and dead letters.
 pub fn producer(settings: &Settings) -> Result<ThreadedProducer<DefaultProducerContext>, RunError> {
-    let id = format!("salespulse-{}-{}-{}", settings.kafka.group_id, std::process::id(), wall_now());
+    let id = settings.transactional_id();
     let p: ThreadedProducer<DefaultProducerContext> = settings
-        .client_config()
+        .producer_config()
         .set("transactional.id", &id)
         .set("message.max.bytes", (MAX_SNAPSHOT_BYTES + 1024 * 1024).to_string())
         .set("compression.type", "none")
         .create()?;
-    p.init_transactions(TXN_TIMEOUT)?;
+    // Fences any earlier producer with this id: a predecessor killed inside a
+    // checkpoint has its open transaction aborted now, not after its timeout.
+    p.init_transactions(INIT_TIMEOUT)?;
+    info!(transactional_id = %id, "checkpoint producer ready");
     Ok(p)
 }
 
@@ -540,7 +758,7 @@ pub fn consume(engine: Arc<Engine>, settings: Settings, shutdown: Arc<AtomicBool
     let producer = if settings.transactional { Some(producer(&settings)?) } else { None };
     let ctx = Ctx { engine: engine.clone(), settings: settings.clone(), producer: Mutex::new(producer), fatal: Mutex::new(None) };
     let consumer: BaseConsumer<Ctx> = settings
-        .client_config()
+        .consumer_config()
         .set("group.id", &settings.kafka.group_id)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
@@ -684,6 +902,14 @@ fn update_lag(engine: &Engine, consumer: &BaseConsumer<Ctx>, transactional: bool
 /// Whether a Kafka error leaves the transactional producer unusable.
 fn is_fatal(e: &KafkaError) -> bool {
     matches!(e, KafkaError::Transaction(t) if t.is_fatal())
+}
+
+/// Whether a newer producer with the same transactional id fenced this one.
+fn is_fenced(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::Fenced | RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::InvalidProducerEpoch)
+    )
 }
 
 /// Whether the DLQ record headers name a reason (used by tests and tooling).

@@ -19,6 +19,7 @@
 
 pub mod checkpoint;
 pub mod demo;
+pub mod faults;
 pub mod http;
 pub mod kafka;
 pub mod produce;

@@ -27,6 +27,7 @@ pub struct SelfMetrics {
     pub render_duration: PHistogram,
     pub kafka_errors: IntCounter,
     pub rebalances: IntCounter,
+    pub restore_rebuilds: IntCounter,
     pub assigned: IntGauge,
     pub ready: IntGauge,
     pub build_info: GaugeVec,
@@ -58,6 +59,10 @@ impl SelfMetrics {
         )?;
         let kafka_errors = IntCounter::new("salespulse_kafka_errors_total", "Errors reported by the Kafka client.")?;
         let rebalances = IntCounter::new("salespulse_rebalances_total", "Consumer group rebalances (assignments and revocations).")?;
+        let restore_rebuilds = IntCounter::new(
+            "salespulse_restore_rebuilds_total",
+            "Partitions whose checkpoint could not be restored, rebuilt from the earliest retained event.",
+        )?;
         let assigned = IntGauge::new("salespulse_assigned_partitions", "Partitions assigned to this instance.")?;
         let ready = IntGauge::new("salespulse_ready", "1 when state is restored and partitions are assigned.")?;
         let build_info = GaugeVec::new(Opts::new("salespulse_build_info", "Build information; the value is 1."), &["version"])?;
@@ -79,6 +84,7 @@ impl SelfMetrics {
         r.register(Box::new(render_duration.clone()))?;
         r.register(Box::new(kafka_errors.clone()))?;
         r.register(Box::new(rebalances.clone()))?;
+        r.register(Box::new(restore_rebuilds.clone()))?;
         r.register(Box::new(assigned.clone()))?;
         r.register(Box::new(ready.clone()))?;
         r.register(Box::new(build_info.clone()))?;
@@ -96,6 +102,7 @@ impl SelfMetrics {
             render_duration,
             kafka_errors,
             rebalances,
+            restore_rebuilds,
             assigned,
             ready,
             build_info,
