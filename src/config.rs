@@ -158,6 +158,9 @@ pub struct KafkaConfig {
     /// producer, so a restarted instance fences its dead predecessor's open
     /// transaction at once; two live instances must never share it.
     pub instance_id: String,
+    /// Threads folding the assigned partitions' messages, each owning some
+    /// of the partitions (0: the number of cores).
+    pub fold_workers: usize,
     /// librdkafka properties for every client (SASL, TLS, ...).
     pub properties: BTreeMap<String, String>,
     /// librdkafka properties for the consumer only (over `properties`).
@@ -176,6 +179,7 @@ impl Default for KafkaConfig {
             checkpoint_topic: "salespulse-checkpoints".into(),
             checkpoint_interval_s: 10,
             instance_id: String::new(),
+            fold_workers: 0,
             properties: BTreeMap::new(),
             consumer_properties: BTreeMap::new(),
             producer_properties: BTreeMap::new(),

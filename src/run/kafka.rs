@@ -25,13 +25,13 @@
 //! restarted instance fences its predecessor's open transaction through its
 //! stable transactional id. `docs/platform.md` has the whole argument.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
@@ -40,15 +40,15 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tracing::{debug, error, info, warn};
 
 use super::checkpoint;
-use super::selfmetrics::SelfMetrics;
+use super::parts::{lock, Dead, Key, Part};
+pub use super::parts::Engine;
+use super::worker::{Queue, Worker};
 use crate::config::KafkaConfig;
-use crate::engine::{Clock, Core, Outcome, Shard};
+use crate::engine::{Clock, Shard};
 use crate::time::{wall_now, Micros};
 
 /// Largest snapshot record (topic `max.message.bytes` and producer limit).
 pub const MAX_SNAPSHOT_BYTES: usize = 64 * 1024 * 1024;
-/// Checkpoint early when this many dead letters wait.
-const MAX_PENDING_DEAD: usize = 10_000;
 /// Timeout of the transactional producer's commit and abort calls.
 const TXN_TIMEOUT: Duration = Duration::from_secs(15);
 /// Timeout of `init_transactions`, which may first have to abort a dead
@@ -75,92 +75,6 @@ pub enum RunError {
     SnapshotTooLarge { key: String, size: usize },
     #[error("{0}")]
     Other(String),
-}
-
-/// An invalid message waiting for the next checkpoint transaction.
-struct Dead {
-    key: Option<Vec<u8>>,
-    payload: Vec<u8>,
-    reason: &'static str,
-    detail: String,
-    offset: i64,
-}
-
-/// State of one assigned partition.
-pub struct Part {
-    pub shard: Shard,
-    /// Offset of the next message to apply (-1: from wherever the group is).
-    pub next_offset: i64,
-    dead: Vec<Dead>,
-    last_checkpoint: Instant,
-    /// Messages applied since the last checkpoint.
-    changed: bool,
-    /// `next_offset` of the checkpoint this state continues: the last one this
-    /// instance committed or restored (-1: none). On a re-assignment it breaks
-    /// a tie between the state in memory and a snapshot of the same offset.
-    committed_offset: i64,
-    /// Revoked and not (yet) assigned again: still served on `/metrics` (a
-    /// broker outage must not blank the dashboards) but neither fed nor
-    /// checkpointed. Dropped when an assignment that does not include it
-    /// arrives.
-    revoked: bool,
-}
-
-impl Part {
-    fn new(shard: Shard, next_offset: i64) -> Part {
-        Part { shard, next_offset, dead: Vec::new(), last_checkpoint: Instant::now(), changed: false, committed_offset: next_offset, revoked: false }
-    }
-}
-
-/// What the consumer thread and the HTTP server share.
-pub struct Engine {
-    pub core: Arc<Core>,
-    pub parts: Mutex<BTreeMap<(String, i32), Part>>,
-    pub metrics: SelfMetrics,
-    /// Partitions assigned and restored.
-    pub ready: AtomicBool,
-    /// False after the client reported all brokers down, until a fetch works.
-    pub broker_ok: AtomicBool,
-}
-
-impl Engine {
-    pub fn new(core: Arc<Core>, metrics: SelfMetrics) -> Self {
-        Engine { core, parts: Mutex::new(BTreeMap::new()), metrics, ready: AtomicBool::new(false), broker_ok: AtomicBool::new(true) }
-    }
-
-    pub fn lock(&self) -> MutexGuard<'_, BTreeMap<(String, i32), Part>> {
-        // A panic while holding the lock cannot leave a shard half-updated in
-        // a way later reads can't handle; keep serving.
-        self.parts.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed) && self.broker_ok.load(Ordering::Relaxed)
-    }
-
-    /// Renders the KPI families of every assigned partition, then the
-    /// self-metrics.
-    pub fn render(&self, out: &mut String) {
-        let start = Instant::now();
-        {
-            let parts = self.lock();
-            let shards: Vec<&Shard> = parts.values().map(|p| &p.shard).collect();
-            let wall = wall_now();
-            let t = match self.core.clock {
-                Clock::Event => shards.iter().filter_map(|s| s.event_clock).max(),
-                Clock::Wall => Some(wall),
-                Clock::Fixed(t) => Some(t),
-            };
-            crate::render::render(&shards, &self.core, t.unwrap_or(wall), out);
-            self.metrics.state_reps.set(shards.iter().map(|s| s.rep_count()).sum::<usize>() as i64);
-            self.metrics.state_teams.set(shards.iter().map(|s| s.teams.len()).sum::<usize>() as i64);
-            self.metrics.state_bytes.set(shards.iter().map(|s| s.heap_bytes()).sum::<usize>() as i64);
-            self.metrics.assigned.set(parts.len() as i64);
-            self.metrics.ready.set(i64::from(self.is_ready()));
-        }
-        self.metrics.render_duration.observe(start.elapsed().as_secs_f64());
-        self.metrics.render(out);
-    }
 }
 
 /// Settings of the Kafka adapter.
@@ -203,6 +117,41 @@ impl Settings {
             c.set(k, v);
         }
         c
+    }
+
+    /// The group member's consumer: fetch defaults (which
+    /// `kafka.consumer_properties` may override), then what exactly-once
+    /// needs (which nothing overrides).
+    ///
+    /// Fetch defaults: with split partition queues the queue limits apply per
+    /// partition; when a partition's queue is full librdkafka postpones its
+    /// next fetch by `fetch.queue.backoff.ms` (1 s by default), which starves
+    /// a fold that drains the queue in milliseconds. 5 ms keeps a fetch in
+    /// flight whenever the fold is ready for more, at no measurable CPU cost.
+    pub fn group_consumer_config(&self) -> ClientConfig {
+        let mut c = self.client_config();
+        c.set("queued.max.messages.kbytes", "16384");
+        c.set("queued.min.messages", "100000");
+        c.set("fetch.queue.backoff.ms", "5");
+        c.set("max.partition.fetch.bytes", "4194304");
+        for (k, v) in &self.kafka.consumer_properties {
+            c.set(k, v);
+        }
+        c.set("group.id", &self.kafka.group_id)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("isolation.level", "read_committed")
+            .set("partition.assignment.strategy", "range");
+        c
+    }
+
+    /// Fold worker threads: `kafka.fold_workers`, else the number of cores.
+    pub fn workers(&self) -> usize {
+        match self.kafka.fold_workers {
+            0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            n => n,
+        }
     }
 
     /// The checkpoint producer's `transaction.timeout.ms`.
@@ -254,6 +203,11 @@ pub struct Ctx {
     producer: Mutex<Option<ThreadedProducer<DefaultProducerContext>>>,
     /// A fatal error seen inside a callback, for the loop to return.
     fatal: Mutex<Option<String>>,
+    /// The consumer itself, for `split_partition_queue` in the rebalance
+    /// callback (which only gets a plain reference); set once it exists.
+    consumer: OnceLock<Weak<BaseConsumer<Ctx>>>,
+    /// The fold workers of the current assignment.
+    workers: Mutex<Vec<Worker>>,
 }
 
 impl Ctx {
@@ -331,47 +285,34 @@ impl ClientContext for Ctx {
 
 impl ConsumerContext for Ctx {
     /// Replaces rdkafka's default so that an assignment starts every
-    /// partition exactly where the state it starts from ends: the offsets of
-    /// the assignment are set from the restored snapshots before `assign`.
+    /// partition exactly where the state it starts from ends (the offsets of
+    /// the assignment are set from the restored state before `assign`), and
+    /// so that every assigned partition's messages go to its own queue,
+    /// drained by a fold worker. The queues are split *before* `assign`:
+    /// split after it, messages fetched meanwhile would arrive on the main
+    /// queue and could be applied out of order.
+    ///
+    /// The assignment strategy is eager (`range`): every rebalance revokes
+    /// everything, stopping the workers, and the next assignment starts new
+    /// ones.
     fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
         self.engine.metrics.rebalances.inc();
-        let keys: Vec<(String, i32)> = tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
+        let keys: Vec<Key> = tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 info!(partitions = ?keys, "partitions assigned: restoring their state");
-                let positions = match restore(&self.engine, &self.settings, &keys) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        // Consuming without knowing where the state ends would
-                        // lose or double events: assign nothing, stop.
-                        error!(error = %e, "restoring partitions failed: not consuming them");
-                        if let Ok(mut f) = self.fatal.lock() {
-                            *f = Some(format!("restoring partitions failed: {e}"));
-                        }
-                        return;
-                    }
-                };
-                for (k, offset) in positions {
-                    if let Err(e) = tpl.set_partition_offset(&k.0, k.1, offset) {
-                        error!(error = %e, topic = %k.0, partition = k.1, "cannot set the start offset of a partition");
-                    }
-                }
-                let assigned = match consumer.rebalance_protocol() {
-                    RebalanceProtocol::Cooperative => consumer.incremental_assign(tpl),
-                    _ => consumer.assign(tpl),
-                };
-                match assigned {
-                    Ok(()) => self.engine.ready.store(true, Ordering::Relaxed),
-                    Err(e) => {
-                        error!(error = %e, "assign failed");
-                        if let Ok(mut f) = self.fatal.lock() {
-                            *f = Some(format!("assign failed: {e}"));
-                        }
+                if let Err(e) = self.assign(consumer, &keys, tpl) {
+                    // Consuming without knowing where the state ends would
+                    // lose or double events: stop.
+                    error!(error = %e, "assigning partitions failed: not consuming them");
+                    if let Ok(mut f) = self.fatal.lock() {
+                        *f = Some(format!("assigning partitions failed: {e}"));
                     }
                 }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 info!(partitions = ?keys, "partitions revoked: checkpointing them");
+                self.stop_workers();
                 super::faults::pause("revoke");
                 if let Err(e) = self.checkpoint(consumer, Some(&keys)) {
                     error!(error = %e, "checkpoint on revoke failed: the next owner resumes from the previous checkpoint");
@@ -379,20 +320,13 @@ impl ConsumerContext for Ctx {
                 // Keep serving them until the next assignment says who owns
                 // them: during a broker outage (session timeout) that can be a
                 // long time, and the last KPIs are better than none.
-                {
-                    let mut parts = self.engine.lock();
-                    for k in &keys {
-                        if let Some(p) = parts.get_mut(k) {
-                            p.revoked = true;
-                        }
+                for k in &keys {
+                    if let Some(cell) = self.engine.part(k) {
+                        lock(&cell).revoked = true;
                     }
                 }
                 self.engine.ready.store(false, Ordering::Relaxed);
-                let unassigned = match consumer.rebalance_protocol() {
-                    RebalanceProtocol::Cooperative => consumer.incremental_unassign(tpl),
-                    _ => consumer.unassign(),
-                };
-                if let Err(e) = unassigned {
+                if let Err(e) = consumer.unassign() {
                     warn!(error = %e, "unassign failed");
                 }
             }
@@ -400,10 +334,59 @@ impl ConsumerContext for Ctx {
                 self.engine.metrics.kafka_errors.inc();
                 let code: RDKafkaErrorCode = other.into();
                 warn!(error = %code, "rebalance error");
+                self.stop_workers();
                 if let Err(e) = consumer.unassign() {
                     warn!(error = %e, "unassign after a rebalance error failed");
                 }
             }
+        }
+    }
+}
+
+impl Ctx {
+    /// Restores `keys`, splits their queues, assigns them at the restored
+    /// offsets and starts the fold workers.
+    fn assign(&self, consumer: &BaseConsumer<Self>, keys: &[Key], tpl: &mut TopicPartitionList) -> Result<(), RunError> {
+        self.stop_workers();
+        let positions = restore(&self.engine, &self.settings, keys)?;
+        for (k, offset) in &positions {
+            tpl.set_partition_offset(&k.0, k.1, *offset)?;
+        }
+        let arc = self
+            .consumer
+            .get()
+            .and_then(Weak::upgrade)
+            .ok_or_else(|| RunError::Other("the consumer is gone".into()))?;
+        let mut queues: Vec<(Key, super::parts::PartCell, Queue<Ctx>)> = Vec::with_capacity(positions.len());
+        for (k, _) in &positions {
+            let q = arc
+                .split_partition_queue(&k.0, k.1)
+                .ok_or_else(|| RunError::Other(format!("cannot split the queue of {}/{}", k.0, k.1)))?;
+            let cell = self.engine.part(k).ok_or_else(|| RunError::Other(format!("{}/{} was not restored", k.0, k.1)))?;
+            queues.push((k.clone(), cell, q));
+        }
+        consumer.assign(tpl)?;
+        let n = self.settings.workers().min(queues.len()).max(1);
+        let mut groups: Vec<Vec<(Key, super::parts::PartCell, Queue<Ctx>)>> = (0..n).map(|_| Vec::new()).collect();
+        for (i, q) in queues.into_iter().enumerate() {
+            groups[i % n].push(q);
+        }
+        let mut workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
+        for (id, g) in groups.into_iter().enumerate().filter(|(_, g)| !g.is_empty()) {
+            let w = Worker::spawn(id, self.engine.clone(), g, self.settings.transactional)
+                .map_err(|e| RunError::Other(format!("fold worker thread: {e}")))?;
+            workers.push(w);
+        }
+        info!(partitions = keys.len(), workers = workers.len(), "consuming");
+        self.engine.ready.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Stops the fold workers and waits for their last batch.
+    fn stop_workers(&self) {
+        let workers = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|p| p.into_inner()));
+        for w in workers {
+            w.stop();
         }
     }
 }
@@ -528,13 +511,13 @@ fn restore(engine: &Engine, settings: &Settings, keys: &[(String, i32)]) -> Resu
         read.records.iter().map(|(k, bytes)| (k.clone(), checkpoint::decode(bytes))).collect();
     super::faults::pause("restore");
     let mut positions = Vec::with_capacity(wanted.len());
-    let mut parts = engine.lock();
     for (k, id) in wanted {
         let topic_offset = match decoded.get(&k) {
             Some(Ok((_, n))) => Some(*n),
             _ => None,
         };
-        if let Some(part) = parts.get_mut(&id).filter(|p| p.next_offset >= 0) {
+        let cell = engine.part(&id);
+        if let Some(mut part) = cell.as_ref().map(|c| lock(c)).filter(|p| p.next_offset >= 0) {
             let keep = match topic_offset {
                 None => true,
                 Some(v) => part.next_offset > v || (part.next_offset == v && part.committed_offset == v),
@@ -550,9 +533,9 @@ fn restore(engine: &Engine, settings: &Settings, keys: &[(String, i32)]) -> Resu
                 continue;
             }
             info!(partition = %k, in_memory = part.next_offset, on_topic = ?topic_offset, "assigned again, and a newer checkpoint was committed since: restoring it");
-            if let Some(old) = parts.remove(&id) {
-                old.shard.release(&engine.core);
-            }
+            part.shard.release(&engine.core);
+            drop(part);
+            engine.remove(&id);
         }
         let (part, offset) = match decoded.remove(&k) {
             Some(Ok((shard, next))) => {
@@ -573,15 +556,15 @@ fn restore(engine: &Engine, settings: &Settings, keys: &[(String, i32)]) -> Resu
                 (Part::new(Shard::new(), -1), Offset::Beginning)
             }
         };
-        parts.insert(id.clone(), part);
+        engine.insert(id.clone(), part);
         positions.push((id, offset));
     }
     // Revoked partitions this assignment did not give back belong to another
     // instance now: stop serving them and their gauges.
-    let gone: Vec<(String, i32)> = parts.iter().filter(|(_, p)| p.revoked).map(|(k, _)| k.clone()).collect();
+    let gone: Vec<Key> = engine.parts().into_iter().filter(|(_, c)| lock(c).revoked).map(|(k, _)| k).collect();
     for k in gone {
-        if let Some(p) = parts.remove(&k) {
-            p.shard.release(&engine.core);
+        if let Some(cell) = engine.remove(&k) {
+            lock(&cell).shard.release(&engine.core);
             info!(topic = %k.0, partition = k.1, "partition moved to another instance: no longer served");
         }
         let part = k.1.to_string();
@@ -602,19 +585,23 @@ fn checkpoint(
 ) -> Result<(), RunError> {
     let start = Instant::now();
     let group = &settings.kafka.group_id;
-    // Under the lock: encode the snapshots and take the dead letters. The
-    // transaction itself runs without it, so a slow or failing commit
-    // (brokers unreachable: up to a minute) never blocks a scrape. Only this
-    // thread applies messages, so nothing changes the shards meanwhile.
+    // Under each part's own lock: encode its snapshot and take its dead
+    // letters, so state and offset match. Its fold worker waits meanwhile, the
+    // other partitions do not. The transaction itself runs without any lock,
+    // so a slow or failing commit (brokers unreachable: up to a minute) never
+    // blocks a scrape or the fold.
     let mut taken: Vec<Taken> = Vec::new();
+    let parts: Vec<(Key, super::parts::PartCell)> = match which {
+        Some(w) => w.iter().filter_map(|k| engine.part(k).map(|c| (k.clone(), c))).collect(),
+        None => engine.parts(),
+    };
     {
-        let mut parts = engine.lock();
-        let keys: Vec<(String, i32)> = match which {
-            Some(w) => w.iter().filter(|k| parts.contains_key(*k)).cloned().collect(),
-            None => parts.keys().cloned().collect(),
-        };
-        for k in keys {
-            let Some(part) = parts.get_mut(&k).filter(|p| p.next_offset >= 0 && !p.revoked) else { continue };
+        for (k, cell) in &parts {
+            let mut guard = lock(cell);
+            let part = &mut *guard;
+            if part.next_offset < 0 || part.revoked {
+                continue;
+            }
             let ck = checkpoint::key(group, &k.0, k.1);
             let snapshot = match checkpoint::encode(&part.shard, part.next_offset) {
                 Ok(s) if s.len() > MAX_SNAPSHOT_BYTES => Err(RunError::SnapshotTooLarge { key: ck.clone(), size: s.len() }),
@@ -624,11 +611,12 @@ fn checkpoint(
             let snapshot = match snapshot {
                 Ok(s) => s,
                 Err(e) => {
-                    give_back(&mut parts, taken);
+                    drop(guard);
+                    give_back(engine, taken);
                     return Err(e);
                 }
             };
-            taken.push(Taken { key: k, ck, snapshot, next_offset: part.next_offset, dead: std::mem::take(&mut part.dead) });
+            taken.push(Taken { key: k.clone(), ck, snapshot, next_offset: part.next_offset, dead: std::mem::take(&mut part.dead) });
         }
     }
     if taken.is_empty() {
@@ -675,9 +663,9 @@ fn checkpoint(
     })();
     match result {
         Ok(()) => {
-            let mut parts = engine.lock();
             for t in &taken {
-                if let Some(p) = parts.get_mut(&t.key) {
+                if let Some(cell) = engine.part(&t.key) {
+                    let mut p = lock(&cell);
                     p.last_checkpoint = Instant::now();
                     p.changed = p.next_offset != t.next_offset;
                     p.committed_offset = t.next_offset;
@@ -689,7 +677,7 @@ fn checkpoint(
         }
         Err(e) => {
             let _ = producer.abort_transaction(TXN_TIMEOUT);
-            give_back(&mut engine.lock(), taken);
+            give_back(engine, taken);
             Err(e)
         }
     }
@@ -707,9 +695,10 @@ struct Taken {
 
 /// Gives the dead letters of a failed checkpoint back to their partitions,
 /// ahead of any newer ones, for the next attempt.
-fn give_back(parts: &mut BTreeMap<(String, i32), Part>, taken: Vec<Taken>) {
+fn give_back(engine: &Engine, taken: Vec<Taken>) {
     for t in taken {
-        if let Some(p) = parts.get_mut(&t.key) {
+        if let Some(cell) = engine.part(&t.key) {
+            let mut p = lock(&cell);
             let mut newer = std::mem::take(&mut p.dead);
             p.dead = t.dead;
             p.dead.append(&mut newer);
@@ -756,98 +745,73 @@ pub fn producer(settings: &Settings) -> Result<ThreadedProducer<DefaultProducerC
 /// Consumes until `shutdown`, then writes a final checkpoint.
 pub fn consume(engine: Arc<Engine>, settings: Settings, shutdown: Arc<AtomicBool>) -> Result<(), RunError> {
     let producer = if settings.transactional { Some(producer(&settings)?) } else { None };
-    let ctx = Ctx { engine: engine.clone(), settings: settings.clone(), producer: Mutex::new(producer), fatal: Mutex::new(None) };
-    let consumer: BaseConsumer<Ctx> = settings
-        .consumer_config()
-        .set("group.id", &settings.kafka.group_id)
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("isolation.level", "read_committed")
-        .set("queued.max.messages.kbytes", "16384")
-        .set("partition.assignment.strategy", "range")
-        .create_with_context(ctx)?;
+    let ctx = Ctx {
+        engine: engine.clone(),
+        settings: settings.clone(),
+        producer: Mutex::new(producer),
+        fatal: Mutex::new(None),
+        consumer: OnceLock::new(),
+        workers: Mutex::new(Vec::new()),
+    };
+    let consumer: Arc<BaseConsumer<Ctx>> = Arc::new(settings.group_consumer_config().create_with_context(ctx)?);
+    let _ = consumer.context().consumer.set(Arc::downgrade(&consumer));
     let topics: Vec<&str> = settings.kafka.topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics)?;
-    info!(topics = ?topics, group = %settings.kafka.group_id, "consuming");
+    info!(topics = ?topics, group = %settings.kafka.group_id, workers = settings.workers(), "joining the consumer group");
 
     let interval = Duration::from_secs(settings.kafka.checkpoint_interval_s.max(1));
     let mut last_checkpoint = Instant::now();
     let mut last_lag = Instant::now();
-    let core = engine.core.clone();
-    while !shutdown.load(Ordering::Relaxed) {
-        if let Some(f) = consumer.context().fatal.lock().ok().and_then(|mut f| f.take()) {
-            return Err(RunError::Other(f));
-        }
-        match consumer.poll(Duration::from_millis(100)) {
-            Some(Ok(msg)) => {
-                engine.broker_ok.store(true, Ordering::Relaxed);
-                let now = wall_now();
-                let key = (msg.topic().to_string(), msg.partition());
-                let mut parts = engine.lock();
-                let Some(part) = parts.get_mut(&key).filter(|p| !p.revoked) else { continue };
-                if msg.offset() < part.next_offset {
-                    continue; // already in the restored snapshot
-                }
-                let payload = msg.payload().unwrap_or_default();
-                let outcome = part.shard.ingest(&core, payload, now);
-                part.next_offset = msg.offset() + 1;
-                part.changed = true;
-                engine.metrics.count(&outcome);
-                if let Some(ts) = msg.timestamp().to_millis() {
-                    engine.metrics.observe_latency(now - ts * 1000);
-                }
-                if let Outcome::Invalid(inv) = outcome {
-                    debug!(topic = %key.0, partition = key.1, offset = msg.offset(), reason = inv.reason.as_str(), "invalid event to the dead-letter topic");
-                    part.dead.push(Dead {
-                        key: msg.key().map(<[u8]>::to_vec),
-                        payload: payload.to_vec(),
-                        reason: inv.reason.as_str(),
-                        detail: inv.detail.map(|d| d.into_owned()).unwrap_or_default(),
-                        offset: msg.offset(),
-                    });
-                    if !settings.transactional {
-                        if let Some(d) = part.dead.pop() {
-                            warn!(offset = d.offset, reason = d.reason, "demo broker: dead letter dropped after counting");
-                        }
-                    }
-                }
-                let pending: usize = parts.values().map(|p| p.dead.len()).sum();
-                drop(parts);
-                if pending >= MAX_PENDING_DEAD {
-                    consumer.context().checkpoint(&consumer, None)?;
-                    last_checkpoint = Instant::now();
-                }
+    let result = (|| -> Result<(), RunError> {
+        while !shutdown.load(Ordering::Relaxed) {
+            if let Some(f) = consumer.context().fatal.lock().ok().and_then(|mut f| f.take()) {
+                return Err(RunError::Other(f));
             }
-            Some(Err(e)) => {
-                engine.metrics.kafka_errors.inc();
-                warn!(error = %e, "consume error");
+            // The main queue serves rebalances, errors and statistics; every
+            // assigned partition's messages go to its own queue.
+            match consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(msg)) => {
+                    engine.metrics.kafka_errors.inc();
+                    error!(topic = msg.topic(), partition = msg.partition(), offset = msg.offset(), "a message arrived on the main queue, not on its partition's queue: not applied");
+                }
+                Some(Err(e)) => {
+                    engine.metrics.kafka_errors.inc();
+                    warn!(error = %e, "consume error");
+                }
+                None => {}
             }
-            None => {}
-        }
-        if last_checkpoint.elapsed() >= interval {
-            let any_changed = {
-                let mut parts = engine.lock();
+            let wanted = engine.checkpoint_wanted.swap(false, Ordering::Relaxed);
+            if wanted || last_checkpoint.elapsed() >= interval {
                 // A partition with nothing new since its last checkpoint (or
                 // its restore) is as saved as it can be: its checkpoint age
                 // restarts, so an idle partition does not look stale.
-                for p in parts.values_mut().filter(|p| !p.changed) {
-                    p.last_checkpoint = Instant::now();
+                let mut any_changed = false;
+                for (_, cell) in engine.parts() {
+                    let mut p = lock(&cell);
+                    if p.changed {
+                        any_changed = true;
+                    } else {
+                        p.last_checkpoint = Instant::now();
+                    }
                 }
-                parts.values().any(|p| p.changed)
-            };
-            if any_changed {
-                if let Err(e) = consumer.context().checkpoint(&consumer, None) {
-                    engine.metrics.kafka_errors.inc();
-                    error!(error = %e, "checkpoint failed: retrying at the next interval");
+                if any_changed {
+                    if let Err(e) = consumer.context().checkpoint(&consumer, None) {
+                        engine.metrics.kafka_errors.inc();
+                        error!(error = %e, "checkpoint failed: retrying at the next interval");
+                    }
                 }
+                last_checkpoint = Instant::now();
             }
-            last_checkpoint = Instant::now();
+            if last_lag.elapsed() >= Duration::from_secs(5) {
+                last_lag = Instant::now();
+                update_lag(&engine, &consumer, settings.transactional);
+            }
         }
-        if last_lag.elapsed() >= Duration::from_secs(5) {
-            last_lag = Instant::now();
-            update_lag(&engine, &consumer, settings.transactional);
-        }
+        Ok(())
+    })();
+    consumer.context().stop_workers();
+    if let Err(e) = result {
+        return Err(e);
     }
     info!("stopping: final checkpoint");
     consumer.context().checkpoint(&consumer, None)?;
@@ -857,11 +821,13 @@ pub fn consume(engine: Arc<Engine>, settings: Settings, shutdown: Arc<AtomicBool
 
 /// Lag per partition, checkpoint ages, and compaction of idle shards.
 fn update_lag(engine: &Engine, consumer: &BaseConsumer<Ctx>, transactional: bool) {
-    let keys: Vec<((String, i32), i64, f64)> = engine
-        .lock()
-        .iter()
-        .filter(|(_, p)| !p.revoked)
-        .map(|(k, p)| (k.clone(), p.next_offset, p.last_checkpoint.elapsed().as_secs_f64()))
+    let keys: Vec<(Key, i64, f64)> = engine
+        .parts()
+        .into_iter()
+        .filter_map(|(k, c)| {
+            let p = lock(&c);
+            (!p.revoked).then(|| (k, p.next_offset, p.last_checkpoint.elapsed().as_secs_f64()))
+        })
         .collect();
     let (mut asked, mut answered) = (0, 0);
     for ((topic, p), next, age) in keys {
@@ -893,8 +859,8 @@ fn update_lag(engine: &Engine, consumer: &BaseConsumer<Ctx>, transactional: bool
     }
     let t: Micros = wall_now();
     if engine.core.clock == Clock::Wall {
-        for p in engine.lock().values_mut() {
-            p.shard.maintain(&engine.core, t);
+        for (_, cell) in engine.parts() {
+            lock(&cell).shard.maintain(&engine.core, t);
         }
     }
 }

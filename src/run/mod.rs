@@ -22,8 +22,10 @@ pub mod demo;
 pub mod faults;
 pub mod http;
 pub mod kafka;
+pub mod parts;
 pub mod produce;
 pub mod selfmetrics;
+pub mod worker;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use hdrhistogram::Histogram;
 use prometheus::{Encoder, GaugeVec, Histogram as PHistogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 
-use crate::engine::Outcome;
+use crate::engine::Stats;
 use crate::event::InvalidReason;
 
 pub struct SelfMetrics {
@@ -110,18 +110,32 @@ impl SelfMetrics {
         })
     }
 
-    /// Counts one outcome.
-    pub fn count(&self, o: &Outcome) {
-        self.events.with_label_values(&[o.result()]).inc();
-        if let Outcome::Invalid(i) = o {
-            self.invalid.with_label_values(&[i.reason.as_str()]).inc();
+    /// Counts the outcomes of a batch: `after - before` of a shard's stats.
+    pub fn count_batch(&self, before: &Stats, after: &Stats) {
+        let add = |result: &str, n: u64| {
+            if n > 0 {
+                self.events.with_label_values(&[result]).inc_by(n);
+            }
+        };
+        add("applied", after.applied - before.applied);
+        add("duplicate", after.duplicate - before.duplicate);
+        add("late", after.late - before.late);
+        add("invalid", after.invalid_total() - before.invalid_total());
+        for r in InvalidReason::ALL {
+            let n = after.invalid[r.index()] - before.invalid[r.index()];
+            if n > 0 {
+                self.invalid.with_label_values(&[r.as_str()]).inc_by(n);
+            }
         }
     }
 
-    /// Records the time from Kafka append to applied, in microseconds.
-    pub fn observe_latency(&self, micros: i64) {
+    /// Records the append-to-applied latencies (microseconds) of a batch
+    /// under one lock.
+    pub fn observe_latencies(&self, micros: impl IntoIterator<Item = i64>) {
         if let Ok(mut h) = self.latency.lock() {
-            let _ = h.record(micros.clamp(1, 3_600_000_000) as u64);
+            for m in micros {
+                let _ = h.record(m.clamp(1, 3_600_000_000) as u64);
+            }
         }
     }
 
@@ -148,15 +162,30 @@ impl SelfMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::Outcome;
 
     #[test]
     fn exposition_names() {
         let m = SelfMetrics::new().unwrap();
-        m.count(&Outcome::Applied);
-        m.observe_latency(2_500);
+        let before = Stats::default();
+        let mut after = Stats::default();
+        after.count(&Outcome::Applied);
+        after.count(&Outcome::Applied);
+        after.count(&Outcome::Duplicate);
+        after.count(&Outcome::Invalid(crate::event::Invalid::bare(InvalidReason::Json)));
+        m.count_batch(&before, &after);
+        m.observe_latencies([2_500, 4_000]);
         let mut s = String::new();
         m.render(&mut s);
-        for name in ["salespulse_events_total{result=\"applied\"} 1", "salespulse_invalid_events_total{reason=\"json\"} 0", "salespulse_build_info", "salespulse_event_visible_latency_seconds_count 1"] {
+        for name in [
+            "salespulse_events_total{result=\"applied\"} 2",
+            "salespulse_events_total{result=\"duplicate\"} 1",
+            "salespulse_events_total{result=\"invalid\"} 1",
+            "salespulse_invalid_events_total{reason=\"json\"} 1",
+            "salespulse_invalid_events_total{reason=\"future\"} 0",
+            "salespulse_build_info",
+            "salespulse_event_visible_latency_seconds_count 2",
+        ] {
             assert!(s.contains(name), "{name} missing in\n{s}");
         }
     }
