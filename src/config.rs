@@ -28,7 +28,7 @@ pub enum ConfigError {
     Load(#[from] Box<figment::Error>),
     #[error("windows.list: {0}")]
     Windows(#[from] WindowError),
-    #[error("{key}: {value:?} is not a duration like 90s, 5m, 1h or 7d")]
+    #[error("{key}: {value:?} is not a duration like 500ms, 90s, 5m, 1h or 7d")]
     Duration { key: &'static str, value: String },
     #[error("{key}: {msg}")]
     Invalid { key: String, msg: String },
@@ -192,11 +192,26 @@ impl Default for KafkaConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     pub listen: String,
+    /// A web configuration file in the Prometheus exporter-toolkit format
+    /// (TLS certificate and key, bcrypt basic-auth users); empty: plain HTTP,
+    /// no authentication.
+    pub web_config_file: String,
+    /// How long one render of `/metrics` is reused for concurrent and
+    /// following scrapes (at most one render runs at a time).
+    pub scrape_cache: String,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { listen: "0.0.0.0:9464".into() }
+        HttpConfig { listen: "0.0.0.0:9464".into(), web_config_file: String::new(), scrape_cache: "1s".into() }
+    }
+}
+
+impl HttpConfig {
+    /// `scrape_cache` as a duration.
+    pub fn scrape_cache(&self) -> Result<std::time::Duration, ConfigError> {
+        let us = duration("http.scrape_cache", &self.scrape_cache)?;
+        Ok(std::time::Duration::from_micros(us as u64))
     }
 }
 
@@ -344,6 +359,7 @@ impl Config {
         fig = fig.merge(Env::prefixed(ENV_PREFIX).filter(|k| is_config_env(k.as_str())).split("__"));
         let cfg: Config = fig.extract().map_err(Box::new)?;
         cfg.core()?;
+        cfg.http.scrape_cache()?;
         Ok(cfg)
     }
 
@@ -352,6 +368,7 @@ impl Config {
         let cfg: Config =
             Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(s)).extract().map_err(Box::new)?;
         cfg.core()?;
+        cfg.http.scrape_cache()?;
         Ok(cfg)
     }
 

@@ -58,6 +58,13 @@ enum Cmd {
         #[arg(long, env = "SALESPULSE_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Print the bcrypt hash of a password read from standard input (its
+    /// first line), for basic_auth_users of http.web_config_file.
+    HashPassword {
+        /// bcrypt cost (each +1 doubles the time a check takes).
+        #[arg(long, default_value_t = 10)]
+        cost: u32,
+    },
     /// Validate a configuration file and print the effective configuration.
     CheckConfig {
         file: PathBuf,
@@ -110,6 +117,7 @@ fn main() {
         Cmd::Gen(args) => gen(args),
         Cmd::Produce { file, brokers, topic, config } => produce(&file, brokers, topic, config),
         Cmd::CheckConfig { file } => check_config(file),
+        Cmd::HashPassword { cost } => hash_password(cost),
     };
     if let Err(e) = result {
         // A closed pipe (`| head`) is not an error worth a message.
@@ -291,9 +299,25 @@ fn produce(file: &str, brokers: Option<String>, topic: Option<String>, config: O
     Ok(())
 }
 
+fn hash_password(cost: u32) -> Result<()> {
+    let mut line = String::new();
+    io::stdin().read_line(&mut line).context("reading the password from standard input")?;
+    let password = line.trim_end_matches(['\n', '\r']);
+    if password.is_empty() {
+        bail!("no password on standard input (e.g. printf %s \"$PASSWORD\" | salespulse hash-password)");
+    }
+    let hash = bcrypt::hash(password, cost).map_err(|e| anyhow::anyhow!("bcrypt: {e}"))?;
+    println!("{hash}");
+    Ok(())
+}
+
 fn check_config(file: PathBuf) -> Result<()> {
     let cfg = Config::load(Some(&file)).with_context(|| format!("{}", file.display()))?;
     let core = cfg.core()?;
+    if !cfg.http.web_config_file.trim().is_empty() {
+        let web = salespulse::run::web::WebConfig::load(std::path::Path::new(cfg.http.web_config_file.trim()))?;
+        println!("http.web_config_file: ok ({} TLS, {} basic-auth users)", if web.tls.is_some() { "with" } else { "without" }, web.auth.user_count());
+    }
     println!("{}: ok", file.display());
     println!(
         "windows: {}; time zone {}; {} benchmarks; kafka: {}",

@@ -56,29 +56,6 @@ fn produce_slowly(bs: &str, topic: &str, lines: &[(String, String)], slices: usi
     })
 }
 
-/// Waits until the engines together report lag 0 for every one of
-/// `partitions` partitions of `topic`.
-fn wait_lag_zero(engines: &[&Engine], topic: &str, partitions: usize, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    let mut last = BTreeMap::new();
-    while Instant::now() < deadline {
-        let mut lag: BTreeMap<String, f64> = BTreeMap::new();
-        for e in engines {
-            for (k, v) in e.lag().unwrap_or_default() {
-                if k.contains(&format!("topic=\"{topic}\"")) {
-                    lag.insert(k, v);
-                }
-            }
-        }
-        if lag.len() == partitions && lag.values().all(|v| *v == 0.0) {
-            return;
-        }
-        last = lag;
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    panic!("lag did not reach 0 on all {partitions} partitions within {timeout:?}: {last:?}");
-}
-
 struct Setup {
     dir: tempfile::TempDir,
     bs: String,
@@ -101,6 +78,10 @@ fn setup(test: &str, seed: u64) -> Option<Setup> {
 impl Setup {
     fn engine(&self, name: &str, extra: &str, env: &[(&str, &str)]) -> Engine {
         Engine::start_with(self.dir.path(), name, &self.bs, &self.topic, &self.group, &format!("{FAST_SESSION}{extra}"), env)
+    }
+    /// With the default session timeout (45 s).
+    fn engine_default_session(&self, name: &str, env: &[(&str, &str)]) -> Engine {
+        Engine::start_with(self.dir.path(), name, &self.bs, &self.topic, &self.group, "", env)
     }
 }
 
@@ -178,6 +159,37 @@ fn killed_instance_restarted_at_once_is_exact() {
     producer.join().expect("producer");
     wait_equal(&[&a, &b], &s.want, Duration::from_secs(240));
     wait_lag_zero(&[&a, &b], &s.topic, 4, Duration::from_secs(60));
+}
+
+/// Static membership (`group.instance.id` = `kafka.instance_id`): a member
+/// killed inside a checkpoint and restarted at once gets its own partitions
+/// back without a rebalance: the survivor is never revoked, and nobody waits
+/// out the dead member's 45 s session. Still exact.
+#[test]
+fn static_member_restarted_at_once_gets_its_partitions_back_without_a_rebalance() {
+    let Some(s) = setup("static_member_restarted_at_once_gets_its_partitions_back_without_a_rebalance", 25) else { return };
+    let mut a = s.engine_default_session("a", &[PAUSE_IN_CHECKPOINT]);
+    let b = s.engine_default_session("b", &[]);
+    let producer = produce_slowly(&s.bs, &s.topic, &s.lines, 10, Duration::from_millis(700));
+    wait_all_serve(&[&a, &b]);
+    // Both have settled into one assignment: wait until a checkpoint of `a`
+    // begins, then count `b`'s revocations from here on.
+    let seen = a.log_count(&hook("checkpoint"));
+    a.wait_log(&hook("checkpoint"), seen, Duration::from_secs(60));
+    let b_revokes = b.log_count("partitions revoked");
+    std::thread::sleep(Duration::from_millis(300));
+    a.kill9();
+    let killed = Instant::now();
+    a.env.clear();
+    let consuming = a.log_count("consuming partitions=");
+    a.spawn();
+    a.wait_log("consuming partitions=", consuming, Duration::from_secs(40));
+    let back = killed.elapsed();
+    producer.join().expect("producer");
+    wait_equal(&[&a, &b], &s.want, Duration::from_secs(240));
+    wait_lag_zero(&[&a, &b], &s.topic, 4, Duration::from_secs(60));
+    assert_eq!(b.log_count("partitions revoked"), b_revokes, "the survivor was revoked: no static membership?\n{}", b.log_tail());
+    eprintln!("restarted member consuming its partitions again {back:?} after the kill");
 }
 
 /// A third member joins mid-stream; the rebalance it causes kills one member

@@ -139,3 +139,44 @@ fn poison_messages_go_to_the_dead_letter_topic() {
     assert_eq!(got.len(), want_bad.len(), "dead letters");
     assert_eq!(got, want_bad);
 }
+
+/// Fifty clients hammer `/metrics` (wrk, 50 connections) while the engine
+/// drains a backlog: every response is a complete exposition, and the drain
+/// still reaches replay's KPIs and zero lag (one render at a time, shared by
+/// all of them, never stops the fold workers).
+#[test]
+fn fifty_scrapers_during_a_drain_get_complete_responses() {
+    let Some(bs) = bootstrap("fifty_scrapers_during_a_drain_get_complete_responses") else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let topic = unique("scrapers");
+    create_topic(&bs, &topic, 4);
+    let lines = stream(GenConfig { seed: 15, teams: 20, reps_per_team: 10, days: 24, ..GenConfig::default() });
+    let want = replay(dir.path(), &lines);
+    produce(&bs, &topic, &lines);
+    let e = Engine::start(dir.path(), "a", &bs, &topic, &unique("g"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while http_get(e.port, "/healthz").map(|x| x.0) != Some(200) {
+        assert!(Instant::now() < deadline, "engine not serving: {}", e.log_tail());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/wrk/complete-metrics.lua");
+    let wrk = std::process::Command::new("wrk")
+        .args(["-t", "2", "-c", "50", "-d", "600s", "--timeout", "30s", "-s", script])
+        .arg(format!("http://127.0.0.1:{}/metrics", e.port))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("wrk (scripts/install-deps.sh installs it)");
+    wait_equal(&[&e], &want, Duration::from_secs(240));
+    wait_lag_zero(&[&e], &topic, 4, Duration::from_secs(60));
+    let _ = std::process::Command::new("kill").args(["-INT", &wrk.id().to_string()]).status();
+    let out = wrk.wait_with_output().expect("wrk output");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let count = |k: &str| -> u64 {
+        text.split_whitespace().find_map(|w| w.strip_prefix(&format!("{k}="))).and_then(|v| v.parse().ok()).unwrap_or(u64::MAX)
+    };
+    assert!(count("complete") > 50 && count("complete") != u64::MAX, "too few responses:\n{text}");
+    assert_eq!(count("incomplete"), 0, "incomplete responses:\n{text}");
+    assert!(!text.contains("Non-2xx") && !text.contains("Socket errors"), "wrk saw errors:\n{text}");
+    eprintln!("{text}");
+}

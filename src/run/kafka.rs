@@ -137,7 +137,11 @@ impl Settings {
         for (k, v) in &self.kafka.consumer_properties {
             c.set(k, v);
         }
+        // Static membership: a restarted instance (same instance id) gets its
+        // partitions back at once, without a rebalance of the group and
+        // without waiting out its predecessor's session.
         c.set("group.id", &self.kafka.group_id)
+            .set("group.instance.id", self.instance_id())
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
@@ -278,6 +282,20 @@ impl ClientContext for Ctx {
         self.engine.metrics.kafka_errors.inc();
         if matches!(error.rdkafka_error_code(), Some(RDKafkaErrorCode::AllBrokersDown)) {
             self.engine.broker_ok.store(false, Ordering::Relaxed);
+        }
+        if matches!(error.rdkafka_error_code(), Some(RDKafkaErrorCode::Fatal)) {
+            // E.g. FENCED_INSTANCE_ID: another live consumer joined with this
+            // group.instance.id. The consumer cannot go on.
+            let msg = format!(
+                "fatal consumer error: {reason} (if it says the instance was fenced: another live process of group {} uses \
+                 kafka.instance_id {:?}; each needs its own)",
+                self.settings.kafka.group_id,
+                self.settings.instance_id()
+            );
+            error!("{msg}");
+            if let Ok(mut f) = self.fatal.lock() {
+                *f = Some(msg);
+            }
         }
         warn!(error = %error, reason, "kafka client error");
     }

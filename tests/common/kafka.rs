@@ -285,3 +285,25 @@ pub fn wait_equal(engines: &[&Engine], want: &BTreeMap<String, f64>, timeout: Du
     );
 }
 
+/// Waits until the engines together report lag 0 for every one of
+/// `partitions` partitions of `topic`.
+pub fn wait_lag_zero(engines: &[&Engine], topic: &str, partitions: usize, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    let mut last = BTreeMap::new();
+    while Instant::now() < deadline {
+        let mut lag: BTreeMap<String, f64> = BTreeMap::new();
+        for e in engines {
+            for (k, v) in e.lag().unwrap_or_default() {
+                if k.contains(&format!("topic=\"{topic}\"")) {
+                    lag.insert(k, v);
+                }
+            }
+        }
+        if lag.len() == partitions && lag.values().all(|v| *v == 0.0) {
+            return;
+        }
+        last = lag;
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    panic!("lag did not reach 0 on all {partitions} partitions within {timeout:?}: {last:?}");
+}
