@@ -58,6 +58,24 @@ enum Cmd {
         #[arg(long, env = "SALESPULSE_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Serve the CRM webhook bridge: CRM webhooks and HTTP events into Kafka (docs/bridge.md).
+    Bridge {
+        /// Configuration file (the [bridge] and [kafka] sections; SALESPULSE_* variables apply).
+        #[arg(long, env = "SALESPULSE_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Print Standard Webhooks headers signing a request body, for `curl -H @-`.
+    /// Without --secret: the demo secret of `salespulse run` (README).
+    Sign {
+        /// The body to sign (the exact bytes that will be sent); `-` reads standard input.
+        file: String,
+        /// A `whsec_...` secret (one of bridge.webhook_secrets).
+        #[arg(long, env = "SALESPULSE_SIGN_SECRET")]
+        secret: Option<String>,
+        /// The webhook-id header (default: derived from the body).
+        #[arg(long)]
+        id: Option<String>,
+    },
     /// Validate a configuration file and print the effective configuration.
     CheckConfig {
         file: PathBuf,
@@ -109,6 +127,8 @@ fn main() {
         Cmd::Replay { file, now, config, quiet } => replay(&file, now.as_deref(), config, quiet),
         Cmd::Gen(args) => gen(args),
         Cmd::Produce { file, brokers, topic, config } => produce(&file, brokers, topic, config),
+        Cmd::Bridge { config } => bridge(config),
+        Cmd::Sign { file, secret, id } => sign(&file, secret, id),
         Cmd::CheckConfig { file } => check_config(file),
     };
     if let Err(e) = result {
@@ -121,8 +141,7 @@ fn main() {
     }
 }
 
-fn run(config: Option<PathBuf>) -> Result<()> {
-    let cfg = Config::load(config.as_deref()).context("loading configuration")?;
+fn init_logging(cfg: &Config) -> Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log.level)
         .with_context(|| format!("log.level {:?} is not a tracing filter", cfg.log.level))?;
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr).with_ansi(io::stderr().is_terminal());
@@ -131,6 +150,12 @@ fn run(config: Option<PathBuf>) -> Result<()> {
         "text" => builder.init(),
         other => bail!("log.format {other:?}: expected text or json"),
     }
+    Ok(())
+}
+
+fn run(config: Option<PathBuf>) -> Result<()> {
+    let cfg = Config::load(config.as_deref()).context("loading configuration")?;
+    init_logging(&cfg)?;
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "salespulse starting");
     salespulse::run::run(cfg)?;
     tracing::info!("salespulse stopped");
@@ -288,9 +313,42 @@ fn produce(file: &str, brokers: Option<String>, topic: Option<String>, config: O
     Ok(())
 }
 
+fn bridge(config: Option<PathBuf>) -> Result<()> {
+    let cfg = Config::load(config.as_deref()).context("loading configuration")?;
+    init_logging(&cfg)?;
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), "salespulse bridge starting");
+    salespulse::bridge::serve(cfg)?;
+    Ok(())
+}
+
+fn sign(file: &str, secret: Option<String>, id: Option<String>) -> Result<()> {
+    use salespulse::bridge::auth::WebhookSecret;
+    let body = if file == "-" {
+        let mut b = Vec::new();
+        io::Read::read_to_end(&mut io::stdin().lock(), &mut b)?;
+        b
+    } else {
+        std::fs::read(file).with_context(|| format!("reading {file}"))?
+    };
+    let secret = secret.unwrap_or_else(|| salespulse::bridge::DEMO_SECRET.to_string());
+    let key = WebhookSecret::parse(&secret).context("--secret is not a Standard Webhooks secret (whsec_<base64>)")?;
+    let id = id.unwrap_or_else(|| {
+        use sha2::Digest;
+        format!("msg_{}", &hex::encode(sha2::Sha256::digest(&body))[..24])
+    });
+    let ts = wall_now().div_euclid(1_000_000);
+    println!("webhook-id: {id}");
+    println!("webhook-timestamp: {ts}");
+    println!("webhook-signature: {}", key.sign(&id, ts, &body));
+    Ok(())
+}
+
 fn check_config(file: PathBuf) -> Result<()> {
     let cfg = Config::load(Some(&file)).with_context(|| format!("{}", file.display()))?;
     let core = cfg.core()?;
+    // The [bridge] section: credentials, mappings and lookup tables load.
+    let brokers = if cfg.kafka.brokers.is_empty() { "127.0.0.1:9" } else { cfg.kafka.brokers.as_str() };
+    let bridge = salespulse::bridge::Bridge::new(&cfg, brokers, cfg.kafka.brokers.is_empty())?;
     println!("{}: ok", file.display());
     println!(
         "windows: {}; time zone {}; {} benchmarks; kafka: {}",
@@ -299,5 +357,6 @@ fn check_config(file: PathBuf) -> Result<()> {
         core.benchmarks.len(),
         if cfg.kafka.brokers.is_empty() { "embedded demo broker".to_string() } else { cfg.kafka.brokers.clone() }
     );
+    println!("bridge routes: {}", bridge.routes().join(", "));
     Ok(())
 }

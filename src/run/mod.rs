@@ -95,6 +95,8 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
         (cfg.kafka.brokers.clone(), true)
     };
     let settings = Settings { kafka: cfg.kafka.clone(), brokers, transactional };
+    // Demo mode: the bridge's ingest routes on this port, into the demo broker.
+    let ingest = if transactional { None } else { Some(rt.block_on(async { crate::bridge::demo_router(&cfg, &settings.brokers) }).map_err(|e| RunError::Other(e.to_string()))?) };
     if transactional {
         rt.block_on(create_topics(&settings))?;
     }
@@ -133,7 +135,12 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         };
-        if let Err(e) = axum::serve(listener, http::router(engine.clone())).with_graceful_shutdown(done).await {
+        let app = http::router(engine.clone());
+        let app = match ingest {
+            Some(r) => app.merge(r),
+            None => app,
+        };
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(done).await {
             warn!(error = %e, "http server");
         }
     });
@@ -145,7 +152,7 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
     result
 }
 
-async fn wait_signal() {
+pub(crate) async fn wait_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
