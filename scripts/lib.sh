@@ -53,3 +53,34 @@ mode = "event"
 level = "${5:-info,rdkafka=warn}"
 EOF
 }
+
+# same_kpis WANT.prom URL: every sales_* series of the exposition at URL
+# (an engine's /metrics) equals WANT.prom's (1e-9 relative), and no series
+# is missing or extra. Prints the first differences on stderr.
+same_kpis() {
+  local got
+  got=$(mktemp)
+  curl -fsS "$2" > "$got" || { rm -f "$got"; return 1; }
+  python3 - "$1" "$got" <<'PY'
+import re, sys
+def load(path):
+    out = {}
+    for line in open(path):
+        if not line.startswith("sales_"):
+            continue
+        m = re.match(r'^([a-z_0-9]+)(?:\{(.*)\})? (\S+)$', line.strip())
+        labels = ",".join(sorted(re.findall(r'[a-z_]+="[^"]*"', m.group(2) or "")))
+        out[m.group(1) + "{" + labels + "}"] = float(m.group(3))
+    return out
+want, got = load(sys.argv[1]), load(sys.argv[2])
+bad = [k for k in want.keys() | got.keys()
+       if k not in want or k not in got or abs(want[k] - got[k]) > 1e-9 * max(1.0, abs(want[k]))]
+if bad:
+    print(f"{len(bad)} of {len(want)} series differ, e.g. " + "; ".join(
+        f"{k}: want {want.get(k)} got {got.get(k)}" for k in sorted(bad)[:3]), file=sys.stderr)
+    sys.exit(1)
+PY
+  local rc=$?
+  rm -f "$got"
+  return $rc
+}

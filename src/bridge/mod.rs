@@ -278,8 +278,19 @@ impl Bridge {
         r
     }
 
-    /// Produces the batch and answers: `202` after the acknowledgment, `503` if none came.
-    async fn finish(&self, batch: Batch, ignored: Option<usize>) -> Response {
+    /// Produces the batch and answers: `202` after the acknowledgment, `503`
+    /// if none came. The produce runs as a task of its own: a client that
+    /// goes away does not cancel it, so what reaches the topic is always
+    /// what `accepted` counts.
+    async fn finish(self: &Arc<Self>, batch: Batch, ignored: Option<usize>) -> Response {
+        let b = self.clone();
+        match tokio::spawn(async move { b.produce(batch, ignored).await }).await {
+            Ok(r) => r,
+            Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("produce task failed: {e}")).into_response(),
+        }
+    }
+
+    async fn produce(&self, batch: Batch, ignored: Option<usize>) -> Response {
         let t0 = Instant::now();
         if !batch.records.is_empty() {
             if let Err(e) = self.producer.send_all(&batch.records).await {
