@@ -5,7 +5,7 @@
 #   1. batches: POST /v1/events with JSON arrays of 100 generated events;
 #   2. single events: one event per request, as CRMs send webhooks;
 #
-# each for DURATION seconds with CONNECTIONS connections. Reported:
+# each for DURATION seconds, with BATCH_CONNS and SINGLE_CONNS connections. Reported:
 # events/s, requests/s, p50/p90/p99 latency (wrk's), non-202 answers; then
 # the topic is checked to hold exactly the events the bridge accepted (its
 # salespulse_bridge_events_total{result="accepted"}), which are at least
@@ -13,7 +13,7 @@
 # whose produce the bridge still completes. Results are appended to
 # target/bench-results.txt; README quotes them.
 #
-#   scripts/bench-bridge.sh [DURATION_S CONNECTIONS]     (default 20 64)
+#   scripts/bench-bridge.sh [DURATION_S BATCH_CONNS SINGLE_CONNS]     (default 20 8 64)
 #
 # Uses KAFKA_BOOTSTRAP if set, else this checkout's broker (scripts/kafka.sh
 # start; stopped afterwards if this script started it). Installs wrk with
@@ -21,7 +21,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-duration=${1:-20} conns=${2:-64}
+duration=${1:-20} batch_conns=${2:-8} single_conns=${3:-64}
 out=target/bench-results.txt
 mkdir -p target
 name=bench-bridge
@@ -119,17 +119,17 @@ pid=$!
 wait_for 60 "bridge ready" status_is "http://127.0.0.1:$port/readyz" 200
 
 expected=0
-run_one() { # label bodies events_per_request
-  local r
+run_one() { # label bodies events_per_request connections
+  local r conns=$4
   r=$(BODIES=$2 TOKEN=$token wrk -t 2 -c "$conns" -d "${duration}s" --timeout 30s --latency -s "$work/post.lua" "http://127.0.0.1:$port" | tee "$work/$1.wrk" | sed -n 's/^RESULT //p')
   eval "$r"  # accepted_requests other_requests seconds p50_ms p90_ms p99_ms
   expected=$((expected + accepted_requests * $3))
   log "bridge $1: $(awk -v a="$accepted_requests" -v s="$seconds" -v n="$3" 'BEGIN { printf "%.0f events/s, %.0f requests/s", a * n / s, a / s }'), p50 ${p50_ms} ms, p90 ${p90_ms} ms, p99 ${p99_ms} ms, non-202 answers ${other_requests} ($conns connections, ${duration} s)"
 }
 
-log "=== $(date -u +%FT%TZ) scripts/bench-bridge.sh $duration $conns ($(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), broker on the same machine)"
-run_one "batches of 100" "$work/batches.txt" 100
-run_one "single events" "$work/singles.txt" 1
+log "=== $(date -u +%FT%TZ) scripts/bench-bridge.sh $duration $batch_conns $single_conns ($(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), broker on the same machine)"
+run_one "batches of 100" "$work/batches.txt" 100 "$batch_conns"
+run_one "single events" "$work/singles.txt" 1 "$single_conns"
 
 # The topic holds exactly the accepted events.
 sleep 2
