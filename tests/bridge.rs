@@ -496,3 +496,26 @@ fn http_ok(port: u16) -> Option<()> {
     TcpStream::connect(("127.0.0.1", port)).ok()?;
     (http(port, "GET", "/healthz", &[], b"").0 == 200).then_some(())
 }
+
+/// The Salesforce example of docs/bridge.md, as written there: its mapping
+/// maps its callout body to its contract event, which the engine accepts.
+#[test]
+fn docs_salesforce_example_maps_as_documented() {
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/bridge.md")).expect("docs/bridge.md");
+    let block = |name: &str| -> String {
+        let inner = doc
+            .split(&format!("<!-- {name}:begin -->"))
+            .nth(1)
+            .and_then(|r| r.split(&format!("<!-- {name}:end -->")).next())
+            .unwrap_or_else(|| panic!("docs/bridge.md has no {name} block"));
+        inner.lines().filter(|l| !l.starts_with("```")).collect::<Vec<_>>().join("\n")
+    };
+    let m = Mapping::parse("salesforce", &block("salesforce-mapping")).expect("the documented mapping parses");
+    let body: Value = serde_json::from_str(&block("salesforce-body")).expect("body");
+    let want: Value = serde_json::from_str(&block("salesforce-event")).expect("event");
+    let owners = Owners(json!({"0055g00000AbCdEAA1": {"rep_id": "ana", "team_id": "emea-smb"}}));
+    let r = m.select(&body).expect("a rule matches");
+    let got = Value::Object(m.build(r, &body, None, &owners));
+    assert_eq!(got, want);
+    assert!(salespulse::event::parse_event(got.to_string().as_bytes(), &Default::default()).is_ok());
+}
