@@ -9,7 +9,8 @@
 #   - Debian's prometheus (promtool) and prometheus-alertmanager (amtool); their
 #     services are not started (policy-rc.d), so ports 9090/9093 stay free
 #   - Java 17 and Maven, if missing (the Kafka broker of scripts/kafka.sh)
-#   - curl, python3 and PyYAML, if missing (tests/e2e, scripts/check-*.py)
+#   - curl, python3 and PyYAML, if missing (tests/e2e, scripts/check-*.py);
+#     openssl, if missing (the bridge's TLS test)
 #   - Grafana's dashboard-linter, built with Go into .cache/bin at the version
 #     pinned in scripts/dashboard-linter/go.mod (hashes in go.sum)
 #   - the Apache Kafka jars (scripts/kafka.sh fetch, cached in .kafka/lib)
@@ -34,6 +35,7 @@ command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
 command -v java >/dev/null || need+=(openjdk-17-jdk-headless)
 command -v mvn >/dev/null || need+=(maven)
 command -v curl >/dev/null || need+=(curl)
+command -v openssl >/dev/null || need+=(openssl)   # tests/bridge.rs: a self-signed certificate for the TLS test
 command -v python3 >/dev/null || need+=(python3)
 
 if [ ${#need[@]} -gt 0 ]; then

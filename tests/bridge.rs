@@ -519,3 +519,50 @@ fn docs_salesforce_example_maps_as_documented() {
     assert_eq!(got, want);
     assert!(salespulse::event::parse_event(got.to_string().as_bytes(), &Default::default()).is_ok());
 }
+
+/// With `bridge.tls_cert` and `bridge.tls_key` the bridge serves HTTPS
+/// (rustls): a self-signed certificate made with openssl, requests with curl.
+#[test]
+fn tls_when_a_certificate_is_configured() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl (Debian package openssl)");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let port = free_port();
+    let cfg = format!(
+        "[kafka]\nbrokers = \"127.0.0.1:9\"\n[bridge]\nlisten = \"127.0.0.1:{port}\"\ntokens = [\"t\"]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        cert.display(),
+        key.display()
+    );
+    std::fs::write(dir.path().join("b.toml"), cfg).expect("config");
+    let mut child = Command::new(BIN)
+        .args(["bridge", "--config"])
+        .arg(dir.path().join("b.toml"))
+        .stderr(std::fs::File::create(dir.path().join("b.log")).expect("log"))
+        .spawn()
+        .expect("bridge");
+    let curl = |args: &[&str]| -> String {
+        let o = Command::new("curl").args(["-s", "--cacert"]).arg(&cert).args(args).output().expect("curl");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let url = format!("https://localhost:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut health = String::new();
+    while Instant::now() < deadline && health != "ok\n" {
+        std::thread::sleep(Duration::from_millis(200));
+        health = curl(&[&format!("{url}/healthz")]);
+    }
+    let refused = curl(&["-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-H", "Content-Type: application/json", "--data", "{}", &format!("{url}/v1/events")]);
+    let plain = http_ok(port);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(health, "ok\n", "{}", std::fs::read_to_string(dir.path().join("b.log")).unwrap_or_default());
+    assert_eq!(refused, "401", "an unauthenticated POST over TLS");
+    assert!(plain.is_none(), "plain HTTP is not served on the TLS port");
+}
