@@ -41,20 +41,13 @@ fi
 cargo build --release --locked --bin salespulse 2>&1 | tail -1
 bin=$root/target/release/salespulse
 
-started=0
-if [ -z "${KAFKA_BOOTSTRAP:-}" ]; then
-  if ! scripts/kafka.sh status >/dev/null 2>&1; then
-    scripts/kafka.sh start >/dev/null
-    started=1
-  fi
-  KAFKA_BOOTSTRAP=$(scripts/kafka.sh env | sed -n 's/^KAFKA_BOOTSTRAP=//p')
-fi
+use_or_start_broker
 work=$(mktemp -d)
 pid=""
 cleanup() {
   set +e
   [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-  [ "$started" = 1 ] && scripts/kafka.sh stop >/dev/null
+  [ "$started_broker" = 1 ] && scripts/kafka.sh stop >/dev/null
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -104,16 +97,7 @@ topic=bench-bridge-$$-$RANDOM
 scripts/kafka.sh topic "$topic" 4 >/dev/null
 port=$(free_port)
 token=bench-$RANDOM$RANDOM
-cat > "$work/bridge.toml" <<EOF
-[kafka]
-brokers = "$KAFKA_BOOTSTRAP"
-topics = ["$topic"]
-[bridge]
-listen = "127.0.0.1:$port"
-tokens = ["$token"]
-[log]
-level = "warn"
-EOF
+bridge_config "$work/bridge.toml" "$topic" "$port" "$token" 10s warn
 "$bin" bridge --config "$work/bridge.toml" > /dev/null 2> "$work/bridge.log" &
 pid=$!
 wait_for 60 "bridge ready" status_is "http://127.0.0.1:$port/readyz" 200

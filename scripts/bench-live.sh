@@ -26,20 +26,13 @@ name=bench-live
 cargo build --release --locked --bin salespulse 2>&1 | tail -1
 bin=$root/target/release/salespulse
 
-started=0
-if [ -z "${KAFKA_BOOTSTRAP:-}" ]; then
-  if ! scripts/kafka.sh status >/dev/null 2>&1; then
-    scripts/kafka.sh start >/dev/null
-    started=1
-  fi
-  KAFKA_BOOTSTRAP=$(scripts/kafka.sh env | sed -n 's/^KAFKA_BOOTSTRAP=//p')
-fi
+use_or_start_broker
 work=$(mktemp -d)
 pid=""
 cleanup() {
   set +e
   [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-  [ "$started" = 1 ] && scripts/kafka.sh stop >/dev/null
+  [ "$started_broker" = 1 ] && scripts/kafka.sh stop >/dev/null
   rm -rf "$work"
 }
 trap cleanup EXIT

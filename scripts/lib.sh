@@ -14,6 +14,59 @@ need_kafka_or_skip() {
   fi
 }
 
+# For tests that stop and restart the broker: skips loudly (exit 0) unless
+# KAFKA_BOOTSTRAP is this checkout's broker (scripts/kafka.sh), and exports
+# what it takes to start the same broker again (KAFKA_PORT,
+# KAFKA_CONTROLLER_PORT, KAFKA_DATA_DIR).
+need_own_broker_or_skip() {
+  need_kafka_or_skip
+  local ours
+  ours=$(scripts/kafka.sh env 2>/dev/null | sed -n 's/^KAFKA_BOOTSTRAP=//p' || true)
+  if [ "$ours" != "$KAFKA_BOOTSTRAP" ]; then
+    echo "*** SKIPPED $name: KAFKA_BOOTSTRAP=$KAFKA_BOOTSTRAP is not this checkout's broker (scripts/kafka.sh), which this test would stop and restart ***"
+    exit 0
+  fi
+  export KAFKA_PORT=${KAFKA_BOOTSTRAP##*:}
+  export KAFKA_CONTROLLER_PORT
+  KAFKA_CONTROLLER_PORT=$(sed -n 's/^controller.quorum.bootstrap.servers=.*:\([0-9]*\)$/\1/p' .kafka/server.properties)
+  export KAFKA_DATA_DIR
+  KAFKA_DATA_DIR=$(sed -n 's/^KAFKA_DATA_DIR=//p' .kafka/broker.env)
+  [ -n "$KAFKA_CONTROLLER_PORT" ] && [ -n "$KAFKA_DATA_DIR" ] || die "cannot read the running broker's controller port and data dir from .kafka/"
+}
+
+# For benchmarks: KAFKA_BOOTSTRAP if set, else this checkout's broker, started
+# if it is not running (then started_broker=1: stop it on exit).
+started_broker=0
+use_or_start_broker() {
+  if [ -z "${KAFKA_BOOTSTRAP:-}" ]; then
+    if ! scripts/kafka.sh status >/dev/null 2>&1; then
+      scripts/kafka.sh start >/dev/null
+      started_broker=1
+    fi
+    KAFKA_BOOTSTRAP=$(scripts/kafka.sh env | sed -n 's/^KAFKA_BOOTSTRAP=//p')
+  fi
+}
+
+# bridge_config FILE TOPIC PORT TOKEN [PRODUCE_TIMEOUT] [LOG_LEVEL]: a
+# salespulse.toml for `salespulse bridge` on KAFKA_BOOTSTRAP, producing to
+# TOPIC, on 127.0.0.1:PORT, accepting the bearer TOKEN and the Standard
+# Webhooks test secret of tests/bridge.rs; Retry-After 7 s.
+bridge_config() {
+  cat > "$1" <<EOF
+[kafka]
+brokers = "$KAFKA_BOOTSTRAP"
+topics = ["$2"]
+[bridge]
+listen = "127.0.0.1:$3"
+tokens = ["$4"]
+webhook_secrets = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]
+produce_timeout = "${5:-10s}"
+retry_after_s = 7
+[log]
+level = "${6:-info,rdkafka=error}"
+EOF
+}
+
 # A TCP port free on loopback right now.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 

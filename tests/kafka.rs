@@ -15,9 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::broker::{bootstrap, create_topic, free_port, unique};
 use common::*;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
@@ -25,34 +24,6 @@ use rdkafka::ClientConfig;
 use salespulse::gen::{GenConfig, Generator};
 
 const BIN: &str = env!("CARGO_BIN_EXE_salespulse");
-
-fn bootstrap(test: &str) -> Option<String> {
-    match std::env::var("KAFKA_BOOTSTRAP") {
-        Ok(b) if !b.is_empty() => Some(b),
-        _ => {
-            if std::env::var_os("CI").is_some() {
-                panic!("{test}: KAFKA_BOOTSTRAP is not set in CI (scripts/test.sh starts the broker)");
-            }
-            eprintln!("\n*** SKIPPED {test}: KAFKA_BOOTSTRAP is not set; run `scripts/kafka.sh start` and export KAFKA_BOOTSTRAP=127.0.0.1:19092 ***\n");
-            None
-        }
-    }
-}
-
-fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    format!("{name}-{}-{nanos}", std::process::id())
-}
-
-fn create_topic(bs: &str, topic: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", bs).create().expect("admin client");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    let t = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
-    let r = rt.block_on(admin.create_topics([&t], &AdminOptions::new())).expect("create topics");
-    for x in r {
-        x.expect("topic created");
-    }
-}
 
 fn produce(bs: &str, topic: &str, lines: &[(String, String)]) {
     let p: ThreadedProducer<DefaultProducerContext> =
@@ -74,10 +45,6 @@ fn produce(bs: &str, topic: &str, lines: &[(String, String)]) {
 
 fn stream(cfg: GenConfig) -> Vec<(String, String)> {
     Generator::new(cfg).map(|e| (e.team_id, e.line)).collect()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }
 
 fn http_get(port: u16, path: &str) -> Option<(u16, String)> {

@@ -20,22 +20,10 @@ cd "$root"
 name=$(basename "$0")
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
-need_kafka_or_skip
-ours=$(scripts/kafka.sh env 2>/dev/null | sed -n 's/^KAFKA_BOOTSTRAP=//p' || true)
-if [ "$ours" != "$KAFKA_BOOTSTRAP" ]; then
-  echo "*** SKIPPED $name: KAFKA_BOOTSTRAP=$KAFKA_BOOTSTRAP is not this checkout's broker (scripts/kafka.sh), which this test would stop and restart ***"
-  exit 0
-fi
+need_own_broker_or_skip
 bin=$root/target/release/salespulse
 [ -x "$bin" ] || die "$bin not built (cargo build --release)"
 
-# What it takes to start the same broker again: its ports and its data.
-export KAFKA_PORT=${KAFKA_BOOTSTRAP##*:}
-export KAFKA_CONTROLLER_PORT
-KAFKA_CONTROLLER_PORT=$(sed -n 's/^controller.quorum.bootstrap.servers=.*:\([0-9]*\)$/\1/p' .kafka/server.properties)
-export KAFKA_DATA_DIR
-KAFKA_DATA_DIR=$(sed -n 's/^KAFKA_DATA_DIR=//p' .kafka/broker.env)
-[ -n "$KAFKA_CONTROLLER_PORT" ] && [ -n "$KAFKA_DATA_DIR" ] || die "cannot read the running broker's controller port and data dir from .kafka/"
 
 work=$(mktemp -d /tmp/salespulse-outage.XXXXXX)
 engine_pid=""

@@ -23,21 +23,10 @@ cd "$root"
 name=$(basename "$0")
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
-need_kafka_or_skip
-ours=$(scripts/kafka.sh env 2>/dev/null | sed -n 's/^KAFKA_BOOTSTRAP=//p' || true)
-if [ "$ours" != "$KAFKA_BOOTSTRAP" ]; then
-  echo "*** SKIPPED $name: KAFKA_BOOTSTRAP=$KAFKA_BOOTSTRAP is not this checkout's broker (scripts/kafka.sh), which this test would stop and restart ***"
-  exit 0
-fi
+need_own_broker_or_skip
 bin=$root/target/release/salespulse
 [ -x "$bin" ] || die "$bin not built (cargo build --release)"
 
-export KAFKA_PORT=${KAFKA_BOOTSTRAP##*:}
-export KAFKA_CONTROLLER_PORT
-KAFKA_CONTROLLER_PORT=$(sed -n 's/^controller.quorum.bootstrap.servers=.*:\([0-9]*\)$/\1/p' .kafka/server.properties)
-export KAFKA_DATA_DIR
-KAFKA_DATA_DIR=$(sed -n 's/^KAFKA_DATA_DIR=//p' .kafka/broker.env)
-[ -n "$KAFKA_CONTROLLER_PORT" ] && [ -n "$KAFKA_DATA_DIR" ] || die "cannot read the running broker's controller port and data dir from .kafka/"
 
 work=$(mktemp -d /tmp/salespulse-bridge.XXXXXX)
 engine_pid=""
@@ -81,19 +70,7 @@ scripts/kafka.sh topic "$topic" 3 >/dev/null
 engine_config "$work/engine.toml" "$topic" "$port"
 "$bin" run --config "$work/engine.toml" > /dev/null 2> "$work/engine.log" &
 engine_pid=$!
-cat > "$work/bridge.toml" <<EOF
-[kafka]
-brokers = "$KAFKA_BOOTSTRAP"
-topics = ["$topic"]
-[bridge]
-listen = "127.0.0.1:$bport"
-tokens = ["$token"]
-webhook_secrets = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]
-produce_timeout = "3s"
-retry_after_s = 7
-[log]
-level = "info,rdkafka=error"
-EOF
+bridge_config "$work/bridge.toml" "$topic" "$bport" "$token" 3s
 "$bin" bridge --config "$work/bridge.toml" > /dev/null 2> "$work/bridge.log" &
 bridge_pid=$!
 wait_for 60 "bridge ready" status_is "$bridge/readyz" 200
