@@ -88,7 +88,7 @@ fn duration(key: &str, v: &str) -> Result<Duration, BridgeError> {
     parse_duration(v)
         .filter(|d| *d > 0)
         .map(|us| Duration::from_micros(us as u64))
-        .ok_or_else(|| cfg_err(key, format!("{v:?} is not a duration like 500ms, 10s or 1m")))
+        .ok_or_else(|| cfg_err(key, format!("{v:?} is not a duration like 5s, 30s or 1m")))
 }
 
 /// Lines of a secrets file: trimmed, no blanks, no `#` comments.
@@ -386,7 +386,7 @@ async fn events(State(b): State<Arc<Bridge>>, headers: HeaderMap, body: Bytes) -
 
 async fn webhook(State(b): State<Arc<Bridge>>, UrlPath(name): UrlPath<String>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let Some(crm) = b.crms.get(&name) else {
-        return (StatusCode::NOT_FOUND, Json(json!({"error": "not_found", "detail": format!("no CRM route {name:?}; configured: {}", b.routes().join(", "))}))).into_response();
+        return (StatusCode::NOT_FOUND, Json(json!({"error": "not_found", "detail": format!("no CRM route {name:?} is configured")}))).into_response();
     };
     let now_us: Micros = wall_now();
     let checked = match &crm.auth {
@@ -524,4 +524,46 @@ pub fn serve(cfg: Config) -> Result<(), BridgeError> {
         info!("bridge stopped");
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bridge(toml: &str) -> Result<Bridge, BridgeError> {
+        let cfg = Config::from_toml(toml).expect("config");
+        Bridge::new(&cfg, "127.0.0.1:9", false)
+    }
+
+    fn err(toml: &str) -> String {
+        bridge(toml).err().map(|e| e.to_string()).unwrap_or_default()
+    }
+
+    #[test]
+    fn credentials_from_files_and_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("tokens");
+        std::fs::write(&f, "# rotated 2026-11\nfirst\n\n  second  \n").unwrap();
+        let b = bridge(&format!("[bridge]\ntokens = [\"inline\"]\ntokens_file = \"{}\"\n", f.display())).unwrap();
+        assert_eq!(b.tokens, vec!["inline", "first", "second"]);
+        assert!(b.secrets.is_empty() && !b.allow_anonymous);
+        assert_eq!(b.routes(), vec!["/v1/events"]);
+        let demo = Bridge::new(&Config::default(), "127.0.0.1:9", true).unwrap();
+        assert_eq!(demo.secrets.len(), 1, "a demo run without credentials gets the demo secret");
+    }
+
+    #[test]
+    fn configuration_errors_name_the_key() {
+        assert!(err("[bridge]\ntokens_file = \"/nonexistent/tokens\"\n").contains("bridge.tokens_file"));
+        assert!(err("[bridge]\nwebhook_secrets = [\"not base64!\"]\n").contains("bridge.webhook_secrets"));
+        assert!(err("[bridge]\ntls_cert = \"c.pem\"\n").contains("bridge.tls_cert"));
+        assert!(err("[bridge]\nproduce_timeout = \"soon\"\n").contains("bridge.produce_timeout"));
+        assert!(err("[bridge.pipedrive]\nusername = \"u\"\n").contains("bridge.lookups.owners"));
+        assert!(err("[bridge.close]\nsignature_key = \"zz\"\n").contains("bridge.close.signature_key"));
+        assert!(err("[bridge.hubspot]\napp_secret = \"s\"\n[bridge.lookups.owners.rows]\n").contains("bridge.hubspot.access_token"));
+        assert!(err("[bridge.custom.hubspot]\nmapping = \"x.toml\"\n").contains("built-in"));
+        assert!(err("[bridge.custom.mine]\nmapping = \"/nonexistent/m.toml\"\n").contains("/nonexistent/m.toml"));
+        let ok = bridge("[bridge.pipedrive]\nusername = \"u\"\n[bridge.close]\nsignature_key = \"0f1e\"\n[bridge.lookups.owners.rows]\n\"1\" = { rep_id = \"a\", team_id = \"t\" }\n").unwrap();
+        assert_eq!(ok.routes(), vec!["/v1/events", "/v1/webhooks/close", "/v1/webhooks/pipedrive"]);
+    }
 }
