@@ -125,8 +125,14 @@ impl BridgeProc {
     }
 
     fn terminate(&mut self) -> Option<i32> {
-        let mut c = self.child.take()?;
+        let c = self.child.as_ref()?;
         let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+        self.wait_exit()
+    }
+
+    /// The exit status, once it exited (within 30 s).
+    fn wait_exit(&mut self) -> Option<i32> {
+        let mut c = self.child.take()?;
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Ok(Some(s)) = c.try_wait() {
@@ -254,7 +260,8 @@ fn unauthenticated_requests_are_refused_and_produce_nothing() {
     let other_secret = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
     let mut bad_sig = signed(body, "msg_x", now_s(), SECRET);
     bad_sig[2].1 = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=".into();
-    let cases: Vec<(&str, &str, Vec<(&'static str, String)>)> = vec![
+    type Case = (&'static str, &'static str, Vec<(&'static str, String)>);
+    let cases: Vec<Case> = vec![
         ("no credentials", "/v1/events", ct(vec![])),
         ("wrong token", "/v1/events", ct(vec![bearer("test-tokeN")])),
         ("bad signature", "/v1/events", ct(bad_sig)),
@@ -349,8 +356,9 @@ fn presets_map_their_fixtures_to_the_expected_events() {
 }
 
 /// A stand-in for HubSpot's CRM objects API serving the fixture's objects;
-/// it checks the token and fails the first call of one object with a 503
-/// (the bridge retries). Returns its port and a request counter.
+/// it checks the token, fails the first call of deal 7002 with a 503 (the
+/// bridge retries) and answers for object 7999 after 1.5 s. Returns its port
+/// and a request counter.
 fn hubspot_stand_in(objects: Value) -> (u16, Arc<AtomicUsize>) {
     use axum::extract::{Path as P, State};
     use axum::http::{HeaderMap, StatusCode};
@@ -371,6 +379,10 @@ fn hubspot_stand_in(objects: Value) -> (u16, Arc<AtomicUsize>) {
                 }
                 if ty == "deals" && id == "7002" && flaky.fetch_add(1, Ordering::SeqCst) == 0 {
                     return (StatusCode::SERVICE_UNAVAILABLE, "try again").into_response();
+                }
+                if id == "7999" {
+                    // a slow answer: the request is in flight for a while
+                    tokio::time::sleep(Duration::from_millis(1500)).await;
                 }
                 match objs.get(format!("{ty}/{id}")) {
                     Some(o) => axum::Json(o.clone()).into_response(),
@@ -565,4 +577,48 @@ fn tls_when_a_certificate_is_configured() {
     assert_eq!(health, "ok\n", "{}", std::fs::read_to_string(dir.path().join("b.log")).unwrap_or_default());
     assert_eq!(refused, "401", "an unauthenticated POST over TLS");
     assert!(plain.is_none(), "plain HTTP is not served on the TLS port");
+}
+
+fn hubspot_post(b: &BridgeProc, body: &[u8]) -> (u16, String, String) {
+    let ts = now_s() * 1000;
+    let uri = format!("http://127.0.0.1:{}/v1/webhooks/hubspot", b.port);
+    let h = vec![
+        ("Content-Type", "application/json".to_string()),
+        ("X-HubSpot-Request-Timestamp", ts.to_string()),
+        ("X-HubSpot-Signature-v3", sign_hubspot(HUBSPOT_SECRET, "POST", &uri, body, ts)),
+    ];
+    b.post("/v1/webhooks/hubspot", &h, body)
+}
+
+/// SIGTERM while a request is in flight (its HubSpot fetch takes 1.5 s):
+/// the request still gets its 202 and its event reaches the topic, then the
+/// bridge exits 0.
+#[test]
+fn sigterm_drains_in_flight_requests() {
+    let Some(bs) = bootstrap("sigterm_drains_in_flight_requests") else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let topic = unique("bridge-drain");
+    create_topic(&bs, &topic, 1);
+    let mut objects = fixture("hubspot")["objects"].clone();
+    objects["deals/7999"] = json!({"id": "7999", "properties": {"amount": "10", "hubspot_owner_id": "8801", "deal_currency_code": "USD"}});
+    let (api, _) = hubspot_stand_in(objects);
+    let mut b = BridgeProc::start(dir.path(), "b", &preset_config(&bs, &topic, free_port(), api));
+    let ev = json!([{"eventId": 1, "subscriptionId": 2, "portalId": 3, "occurredAt": (now_s() - 60) * 1000, "subscriptionType": "deal.creation", "objectId": 7999}]);
+    let body = serde_json::to_vec(&ev).unwrap();
+    // warm up the producer (its first request waits for the idempotent producer id)
+    let (code, _, text) = b.post("/v1/events", &[bearer("test-token"), (JSON_CT.0, JSON_CT.1.into())], call("warm", &rfc3339(now_s() - 60)).as_bytes());
+    assert_eq!(code, 202, "{text}");
+    let answer = std::thread::scope(|s| {
+        let req = s.spawn(|| hubspot_post(&b, &body));
+        std::thread::sleep(Duration::from_millis(500));
+        let pid = b.child.as_ref().map(|c| c.id()).expect("running");
+        let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        req.join().expect("request thread")
+    });
+    assert_eq!(answer.0, 202, "the in-flight request was answered: {answer:?}\n{}", b.log_text());
+    assert_eq!(json_of(&answer.2)["accepted"], 1);
+    assert_eq!(b.wait_exit(), Some(0), "{}", b.log_text());
+    let msgs = read_topic(&bs, &topic, 1, 2, Duration::from_secs(2), Duration::from_secs(30));
+    assert_eq!(msgs.len(), 2, "{msgs:?}");
+    assert!(msgs.iter().any(|(_, v)| v.contains("hubspot:deal:7999")));
 }
