@@ -38,19 +38,7 @@ if ! command -v wrk >/dev/null; then
   fi
 fi
 
-cargo build --release --locked --bin salespulse 2>&1 | tail -1
-bin=$root/target/release/salespulse
-
-use_or_start_broker
-work=$(mktemp -d)
-pid=""
-cleanup() {
-  set +e
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-  [ "$started_broker" = 1 ] && scripts/kafka.sh stop >/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
+bench_setup
 
 # Bodies: distinct generated events (their own ids), cycled by wrk.
 "$bin" gen --seed 5 --teams 20 --reps-per-team 10 --days 30 --limit 200000 -o "$work/events.ndjson" 2>/dev/null

@@ -23,19 +23,7 @@ name=bench-live
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
 
-cargo build --release --locked --bin salespulse 2>&1 | tail -1
-bin=$root/target/release/salespulse
-
-use_or_start_broker
-work=$(mktemp -d)
-pid=""
-cleanup() {
-  set +e
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-  [ "$started_broker" = 1 ] && scripts/kafka.sh stop >/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
+bench_setup
 
 topic=bench-$$-$RANDOM
 "$bin" gen --teams "$teams" --reps-per-team "$reps" --days "$days" --redeliver 0.01 --disorder-s 60 -o "$work/events.ndjson" 2>/dev/null

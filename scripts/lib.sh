@@ -47,6 +47,25 @@ use_or_start_broker() {
   fi
 }
 
+# For benchmarks: builds the binary (bin=...), uses or starts the broker
+# (use_or_start_broker), makes a work dir (work=...) and, on exit, stops the
+# process whose pid the caller puts in `pid`, the broker if it was started
+# here, and deletes the work dir.
+bench_setup() {
+  cargo build --release --locked --bin salespulse 2>&1 | tail -1
+  bin=$root/target/release/salespulse
+  use_or_start_broker
+  work=$(mktemp -d)
+  pid=""
+  trap bench_cleanup EXIT
+}
+bench_cleanup() {
+  set +e
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  [ "$started_broker" = 1 ] && scripts/kafka.sh stop >/dev/null
+  rm -rf "$work"
+}
+
 # bridge_config FILE TOPIC PORT TOKEN [PRODUCE_TIMEOUT] [LOG_LEVEL]: a
 # salespulse.toml for `salespulse bridge` on KAFKA_BOOTSTRAP, producing to
 # TOPIC, on 127.0.0.1:PORT, accepting the bearer TOKEN and the Standard

@@ -27,7 +27,6 @@ need_own_broker_or_skip
 bin=$root/target/release/salespulse
 [ -x "$bin" ] || die "$bin not built (cargo build --release)"
 
-
 work=$(mktemp -d /tmp/salespulse-bridge.XXXXXX)
 engine_pid=""
 bridge_pid=""
