@@ -35,7 +35,7 @@ command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
 command -v java >/dev/null || need+=(openjdk-17-jdk-headless)
 command -v mvn >/dev/null || need+=(maven)
 command -v curl >/dev/null || need+=(curl)
-command -v openssl >/dev/null || need+=(openssl)   # test certificates (tests/http.rs, tests/e2e)
+command -v openssl >/dev/null || need+=(openssl)   # test certificates (tests/http.rs, tests/bridge.rs, tests/e2e)
 command -v wrk >/dev/null || need+=(wrk)           # HTTP load (tests/kafka.rs, scripts/bench-drain.sh)
 command -v python3 >/dev/null || need+=(python3)
 

@@ -252,6 +252,140 @@ impl Default for DemoConfig {
     }
 }
 
+/// `[bridge]`: `salespulse bridge`, the HTTP ingest of CRM webhooks and
+/// plain events (also served by `run` in demo mode). See `docs/bridge.md`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BridgeConfig {
+    /// Address of `salespulse bridge` (ingest, `/metrics`, `/healthz`, `/readyz`).
+    pub listen: String,
+    /// Largest request body; larger is `413`.
+    pub max_body_bytes: usize,
+    /// Bearer tokens accepted on `/v1/events` and custom CRM routes.
+    pub tokens: Vec<String>,
+    /// A file with more tokens, one per line (`#` comments), read at start.
+    pub tokens_file: String,
+    /// Standard Webhooks secrets (`whsec_...`); several during a rotation.
+    pub webhook_secrets: Vec<String>,
+    /// A file with more Standard Webhooks secrets, one per line.
+    pub webhook_secrets_file: String,
+    /// Accept `/v1/events` without credentials. Never on by default.
+    pub allow_anonymous: bool,
+    /// PEM certificate chain and private key: both set serves HTTPS (rustls).
+    pub tls_cert: String,
+    pub tls_key: String,
+    /// How long a request waits for the broker's acknowledgment before `503`.
+    pub produce_timeout: String,
+    /// `Retry-After` seconds of a `503`.
+    pub retry_after_s: u64,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_grace: String,
+    pub pipedrive: PipedriveConfig,
+    pub close: CloseConfig,
+    pub hubspot: HubspotConfig,
+    /// Your own CRMs: `[bridge.custom.<name>]` serves `POST /v1/webhooks/<name>`.
+    pub custom: BTreeMap<String, CustomCrmConfig>,
+    /// Lookup tables for mappings (CRM owner id → rep_id/team_id, ...).
+    pub lookups: BTreeMap<String, LookupConfig>,
+}
+
+impl Default for BridgeConfig {
+    fn default() -> Self {
+        BridgeConfig {
+            listen: "0.0.0.0:8080".into(),
+            max_body_bytes: 5 * 1024 * 1024,
+            tokens: Vec::new(),
+            tokens_file: String::new(),
+            webhook_secrets: Vec::new(),
+            webhook_secrets_file: String::new(),
+            allow_anonymous: false,
+            tls_cert: String::new(),
+            tls_key: String::new(),
+            produce_timeout: "10s".into(),
+            retry_after_s: 5,
+            shutdown_grace: "30s".into(),
+            pipedrive: PipedriveConfig::default(),
+            close: CloseConfig::default(),
+            hubspot: HubspotConfig::default(),
+            custom: BTreeMap::new(),
+            lookups: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[bridge.pipedrive]`: `POST /v1/webhooks/pipedrive`, HTTP Basic auth.
+/// Off while `username` is empty.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipedriveConfig {
+    pub username: String,
+    pub password: String,
+    /// A mapping file replacing the built-in preset; empty: the preset.
+    pub mapping: String,
+}
+
+/// `[bridge.close]`: `POST /v1/webhooks/close`, `close-sig-hash` signatures.
+/// Off while `signature_key` is empty.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CloseConfig {
+    /// The subscription's `signature_key` (hex), as Close returns it.
+    pub signature_key: String,
+    pub mapping: String,
+}
+
+/// `[bridge.hubspot]`: `POST /v1/webhooks/hubspot`, `X-HubSpot-Signature-v3`.
+/// Off while `app_secret` is empty.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HubspotConfig {
+    /// The app's client secret (signs the webhooks).
+    pub app_secret: String,
+    /// The URL HubSpot calls, as configured in the app (the signature covers
+    /// it); empty: scheme and `Host` of the request.
+    pub public_url: String,
+    /// CRM objects API (amounts and owners are fetched from it).
+    pub api_base_url: String,
+    /// Private-app access token for the objects API.
+    pub access_token: String,
+    /// Timeout of one objects API call, and retries after a failed one.
+    pub timeout: String,
+    pub retries: u32,
+    pub mapping: String,
+}
+
+impl Default for HubspotConfig {
+    fn default() -> Self {
+        HubspotConfig {
+            app_secret: String::new(),
+            public_url: String::new(),
+            api_base_url: "https://api.hubapi.com".into(),
+            access_token: String::new(),
+            timeout: "3s".into(),
+            retries: 2,
+            mapping: String::new(),
+        }
+    }
+}
+
+/// `[bridge.custom.<name>]`: a CRM of your own, with a mapping file,
+/// authenticated like `/v1/events` (bearer token or Standard Webhooks).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CustomCrmConfig {
+    pub mapping: String,
+}
+
+/// `[bridge.lookups.<name>]`: a lookup table, from a CSV file (first column
+/// the key, a header row naming the columns; re-read when it changes) or
+/// inline `rows`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LookupConfig {
+    pub file: String,
+    pub rows: BTreeMap<String, BTreeMap<String, String>>,
+}
+
 /// The whole file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -266,6 +400,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub log: LogConfig,
     pub demo: DemoConfig,
+    pub bridge: BridgeConfig,
 }
 
 /// One `sales_benchmark` series.

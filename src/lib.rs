@@ -32,8 +32,15 @@
 //!   [`run::checkpoint`]), HTTP `/metrics` ([`run::http`]), self-metrics
 //!   ([`run::selfmetrics`]), the embedded demo broker ([`run::demo`]), and
 //!   `salespulse produce` ([`run::produce`]: NDJSON to a topic, keyed by team).
+//! - [`bridge`]: `salespulse bridge`, CRM webhooks and plain HTTP events
+//!   into Kafka: authentication ([`bridge::auth`]), body decoding and
+//!   validation with the engine's `parse_event` ([`bridge::ingest`]), the
+//!   declarative CRM mappings and their presets ([`bridge::mapping`],
+//!   [`bridge::lookup`]), HubSpot's objects API ([`bridge::hubspot`]), the
+//!   acknowledged produce ([`bridge::producer`]).
 //! - `src/main.rs`: the `salespulse` command line.
 
+pub mod bridge;
 pub mod config;
 pub mod dedup;
 pub mod engine;

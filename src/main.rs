@@ -65,6 +65,24 @@ enum Cmd {
         #[arg(long, default_value_t = 10)]
         cost: u32,
     },
+    /// Serve the CRM webhook bridge: CRM webhooks and HTTP events into Kafka (docs/bridge.md).
+    Bridge {
+        /// Configuration file (the [bridge] and [kafka] sections; SALESPULSE_* variables apply).
+        #[arg(long, env = "SALESPULSE_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Print Standard Webhooks headers signing a request body, for `curl -H @-`.
+    /// Without --secret: the demo secret of `salespulse run` (README).
+    Sign {
+        /// The body to sign (the exact bytes that will be sent); `-` reads standard input.
+        file: String,
+        /// A `whsec_...` secret (one of bridge.webhook_secrets).
+        #[arg(long, env = "SALESPULSE_SIGN_SECRET")]
+        secret: Option<String>,
+        /// The webhook-id header (default: derived from the body).
+        #[arg(long)]
+        id: Option<String>,
+    },
     /// Validate a configuration file and print the effective configuration.
     CheckConfig {
         file: PathBuf,
@@ -116,6 +134,8 @@ fn main() {
         Cmd::Replay { file, now, config, quiet } => replay(&file, now.as_deref(), config, quiet),
         Cmd::Gen(args) => gen(args),
         Cmd::Produce { file, brokers, topic, config } => produce(&file, brokers, topic, config),
+        Cmd::Bridge { config } => bridge(config),
+        Cmd::Sign { file, secret, id } => sign(&file, secret, id),
         Cmd::CheckConfig { file } => check_config(file),
         Cmd::HashPassword { cost } => hash_password(cost),
     };
@@ -129,8 +149,7 @@ fn main() {
     }
 }
 
-fn run(config: Option<PathBuf>) -> Result<()> {
-    let cfg = Config::load(config.as_deref()).context("loading configuration")?;
+fn init_logging(cfg: &Config) -> Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log.level)
         .with_context(|| format!("log.level {:?} is not a tracing filter", cfg.log.level))?;
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr).with_ansi(io::stderr().is_terminal());
@@ -139,6 +158,12 @@ fn run(config: Option<PathBuf>) -> Result<()> {
         "text" => builder.init(),
         other => bail!("log.format {other:?}: expected text or json"),
     }
+    Ok(())
+}
+
+fn run(config: Option<PathBuf>) -> Result<()> {
+    let cfg = Config::load(config.as_deref()).context("loading configuration")?;
+    init_logging(&cfg)?;
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "salespulse starting");
     for name in salespulse::config::ignored_env_vars() {
         tracing::debug!(variable = %name, "environment variable is not a SALESPULSE_<SECTION>__<KEY> configuration key: ignored");
@@ -311,6 +336,36 @@ fn hash_password(cost: u32) -> Result<()> {
     Ok(())
 }
 
+fn bridge(config: Option<PathBuf>) -> Result<()> {
+    let cfg = Config::load(config.as_deref()).context("loading configuration")?;
+    init_logging(&cfg)?;
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), "salespulse bridge starting");
+    salespulse::bridge::serve(cfg)?;
+    Ok(())
+}
+
+fn sign(file: &str, secret: Option<String>, id: Option<String>) -> Result<()> {
+    use salespulse::bridge::auth::WebhookSecret;
+    let body = if file == "-" {
+        let mut b = Vec::new();
+        io::Read::read_to_end(&mut io::stdin().lock(), &mut b)?;
+        b
+    } else {
+        std::fs::read(file).with_context(|| format!("reading {file}"))?
+    };
+    let secret = secret.unwrap_or_else(|| salespulse::bridge::DEMO_SECRET.to_string());
+    let key = WebhookSecret::parse(&secret).context("--secret is not a Standard Webhooks secret (whsec_<base64>)")?;
+    let id = id.unwrap_or_else(|| {
+        use sha2::Digest;
+        format!("msg_{}", &hex::encode(sha2::Sha256::digest(&body))[..24])
+    });
+    let ts = wall_now().div_euclid(1_000_000);
+    println!("webhook-id: {id}");
+    println!("webhook-timestamp: {ts}");
+    println!("webhook-signature: {}", key.sign(&id, ts, &body));
+    Ok(())
+}
+
 fn check_config(file: PathBuf) -> Result<()> {
     let cfg = Config::load(Some(&file)).with_context(|| format!("{}", file.display()))?;
     let core = cfg.core()?;
@@ -318,6 +373,9 @@ fn check_config(file: PathBuf) -> Result<()> {
         let web = salespulse::run::web::WebConfig::load(std::path::Path::new(cfg.http.web_config_file.trim()))?;
         println!("http.web_config_file: ok ({} TLS, {} basic-auth users)", if web.tls.is_some() { "with" } else { "without" }, web.auth.user_count());
     }
+    // The [bridge] section: credentials, mappings and lookup tables load.
+    let brokers = if cfg.kafka.brokers.is_empty() { "127.0.0.1:9" } else { cfg.kafka.brokers.as_str() };
+    let bridge = salespulse::bridge::Bridge::new(&cfg, brokers, cfg.kafka.brokers.is_empty())?;
     println!("{}: ok", file.display());
     println!(
         "windows: {}; time zone {}; {} benchmarks; kafka: {}",
@@ -326,5 +384,6 @@ fn check_config(file: PathBuf) -> Result<()> {
         core.benchmarks.len(),
         if cfg.kafka.brokers.is_empty() { "embedded demo broker".to_string() } else { cfg.kafka.brokers.clone() }
     );
+    println!("bridge routes: {}", bridge.routes().join(", "));
     Ok(())
 }

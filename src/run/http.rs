@@ -53,13 +53,14 @@ impl Http {
     }
 }
 
-/// The routes; everything but the probes behind `auth` (when it has users).
-pub fn router(http: Http, auth: Arc<BasicAuth>) -> Router {
-    let protected = Router::new()
-        .route("/metrics", get(metrics))
-        .route("/api/v1/status", get(status))
-        .with_state(http.clone())
-        .route_layer(middleware::from_fn_with_state(auth, authenticate));
+/// The routes; everything but the probes behind `auth` (when it has users),
+/// `extra` (the bridge's ingest routes in demo mode) too.
+pub fn router(http: Http, auth: Arc<BasicAuth>, extra: Option<Router>) -> Router {
+    let mut protected = Router::new().route("/metrics", get(metrics)).route("/api/v1/status", get(status)).with_state(http.clone());
+    if let Some(extra) = extra {
+        protected = protected.merge(extra);
+    }
+    let protected = protected.route_layer(middleware::from_fn_with_state(auth, authenticate));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))

@@ -101,6 +101,8 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
         (cfg.kafka.brokers.clone(), true)
     };
     let settings = Settings { kafka: cfg.kafka.clone(), brokers, transactional };
+    // Demo mode: the bridge's ingest routes on this port, into the demo broker.
+    let ingest = if transactional { None } else { Some(rt.block_on(async { crate::bridge::demo_router(&cfg, &settings.brokers) }).map_err(|e| RunError::Other(e.to_string()))?) };
     if transactional {
         rt.block_on(create_topics(&settings))?;
     }
@@ -142,7 +144,7 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         };
-        let app = http::router(http::Http::new(engine.clone(), scrape_cache), web.auth.clone());
+        let app = http::router(http::Http::new(engine.clone(), scrape_cache), web.auth.clone(), ingest);
         if let Err(e) = serve(listener, app, web.tls.clone(), done).await {
             warn!(error = %e, "http server");
         }
@@ -185,7 +187,7 @@ async fn serve(
                 h.graceful_shutdown(Some(Duration::from_secs(5)));
             });
             let std_listener = listener.into_std()?;
-            axum_server::from_tcp_rustls(std_listener, axum_server::tls_rustls::RustlsConfig::from_config(cfg))
+            axum_server::from_tcp_rustls(std_listener, axum_server::tls_rustls::RustlsConfig::from_config(cfg))?
                 .handle(handle)
                 .serve(app.into_make_service())
                 .await
@@ -193,7 +195,7 @@ async fn serve(
     }
 }
 
-async fn wait_signal() {
+pub(crate) async fn wait_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

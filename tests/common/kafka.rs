@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use salespulse::gen::{GenConfig, Generator};
 
 use super::{diff, parse_exposition, sales_only};
@@ -306,4 +308,41 @@ pub fn wait_lag_zero(engines: &[&Engine], topic: &str, partitions: usize, timeou
         std::thread::sleep(Duration::from_millis(500));
     }
     panic!("lag did not reach 0 on all {partitions} partitions within {timeout:?}: {last:?}");
+}
+
+/// Every message of `topic` (partitions `0..partitions`) from the beginning,
+/// as (key, value): reads until `want` messages arrived and then `settle`
+/// more without a new one, or until `timeout`.
+pub fn read_topic(bs: &str, topic: &str, partitions: i32, want: usize, settle: Duration, timeout: Duration) -> Vec<(String, String)> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bs)
+        .set("group.id", unique("reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning).expect("partition");
+    }
+    c.assign(&tpl).expect("assign");
+    let mut out = Vec::new();
+    let deadline = Instant::now() + timeout;
+    let mut quiet_since = Instant::now();
+    while Instant::now() < deadline {
+        match c.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                let k = m.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default();
+                let v = m.payload().map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
+                out.push((k, v));
+                quiet_since = Instant::now();
+            }
+            Some(Err(e)) => panic!("reading {topic}: {e}"),
+            None => {
+                if out.len() >= want && quiet_since.elapsed() >= settle {
+                    break;
+                }
+            }
+        }
+    }
+    out
 }
