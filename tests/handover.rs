@@ -268,3 +268,66 @@ fn soak_issue_scenario_repeated() {
         eprintln!("soak run {} ({}): every series equal to replay, lag 0, {:?}", run + 1, if run % 2 == 1 { "restarted" } else { "survivor alone" }, t0.elapsed());
     }
 }
+
+/// Another consumer joins the group with this member's `group.instance.id`
+/// (what a broker that lost the member's session also makes it look like):
+/// librdkafka's consumer is fenced, fatally; the engine rejoins with a new
+/// consumer, keeps its state in memory and stays exact.
+#[test]
+fn a_fenced_member_rejoins_and_stays_exact() {
+    let Some(s) = setup("a_fenced_member_rejoins_and_stays_exact", 26) else { return };
+    let a = s.engine("a", "", &[]);
+    let producer = produce_slowly(&s.bs, &s.topic, &s.lines, 8, Duration::from_millis(700));
+    wait_all_serve(&[&a]);
+    {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let intruder: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &s.bs)
+            .set("group.id", &s.group)
+            .set("group.instance.id", "a")
+            .set("session.timeout.ms", "6000")
+            .create()
+            .expect("consumer");
+        intruder.subscribe(&[&s.topic]).expect("subscribe");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while a.log_count("consumer fenced: rejoining") == 0 {
+            assert!(Instant::now() < deadline, "the engine was never fenced:\n{}", a.log_lines(&["enced", "atal", "rebalanc", "assigned", "revoked"]));
+            let _ = intruder.poll(Duration::from_millis(100));
+        }
+    }
+    producer.join().expect("producer");
+    wait_equal(&[&a], &s.want, Duration::from_secs(240));
+    wait_lag_zero(&[&a], &s.topic, 4, Duration::from_secs(60));
+}
+
+/// Two live engines configured with the same `instance_id` keep fencing
+/// each other: one of them stops with an error that names the id.
+#[test]
+fn two_live_instances_with_one_instance_id_stop_with_the_reason() {
+    let Some(s) = setup("two_live_instances_with_one_instance_id_stop_with_the_reason", 27) else { return };
+    let dir = s.dir.path();
+    let mut a = Engine::start_with(dir, "a", &s.bs, &s.topic, &s.group, &format!("{FAST_SESSION}"), &[]);
+    let b_cfg = format!("{FAST_SESSION}");
+    let mut b = Engine::start_with(dir, "b", &s.bs, &s.topic, &s.group, &b_cfg, &[]);
+    // Give b a's instance id (its config file names it "b").
+    b.kill9();
+    let text = std::fs::read_to_string(&b.config).expect("config").replace("instance_id = \"b\"", "instance_id = \"a\"");
+    std::fs::write(&b.config, text).expect("config");
+    b.spawn();
+    produce(&s.bs, &s.topic, &s.lines);
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let exited = loop {
+        let a_done = a.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+        let b_done = b.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+        if let Some(st) = a_done {
+            break (st, a.log_tail());
+        }
+        if let Some(st) = b_done {
+            break (st, b.log_tail());
+        }
+        assert!(Instant::now() < deadline, "neither stopped:\n{}\n---\n{}", a.log_tail(), b.log_tail());
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(!exited.0.success(), "the fenced one exits with an error");
+    assert!(exited.1.contains("kafka.instance_id \"a\""), "the error names the shared instance id:\n{}", exited.1);
+}

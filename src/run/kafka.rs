@@ -283,7 +283,7 @@ impl ClientContext for Ctx {
         if matches!(error.rdkafka_error_code(), Some(RDKafkaErrorCode::AllBrokersDown)) {
             self.engine.broker_ok.store(false, Ordering::Relaxed);
         }
-        if matches!(error.rdkafka_error_code(), Some(RDKafkaErrorCode::Fatal)) {
+        if matches!(error.rdkafka_error_code(), Some(RDKafkaErrorCode::Fatal | RDKafkaErrorCode::FencedInstanceId)) {
             // E.g. FENCED_INSTANCE_ID: another live consumer joined with this
             // group.instance.id. The consumer cannot go on.
             let msg = format!(
@@ -761,12 +761,66 @@ pub fn producer(settings: &Settings) -> Result<ThreadedProducer<DefaultProducerC
 }
 
 /// Consumes until `shutdown`, then writes a final checkpoint.
+/// Fences of this process's group membership tolerated within
+/// [`FENCE_WINDOW`] before it stops.
+const MAX_FENCES: usize = 3;
+const FENCE_WINDOW: Duration = Duration::from_secs(300);
+
+/// Why a group membership ended.
+enum MemberExit {
+    /// Shutdown requested; the final checkpoint is written.
+    Stopped,
+    /// The broker fenced this consumer's `group.instance.id`
+    /// (FENCED_INSTANCE_ID). librdkafka makes that fatal for the consumer,
+    /// but it also happens to a lone static member whose session the broker
+    /// lost (a broker restart during an outage); a new consumer rejoins.
+    Fenced(String),
+}
+
+/// Consumes until `shutdown`, then writes a final checkpoint. A fenced
+/// membership is rejoined with a new consumer (the state in memory carries
+/// over, as after any rebalance); fenced again and again (another live
+/// process with this `instance_id`), it stops with the reason.
 pub fn consume(engine: Arc<Engine>, settings: Settings, shutdown: Arc<AtomicBool>) -> Result<(), RunError> {
-    let producer = if settings.transactional { Some(producer(&settings)?) } else { None };
+    let mut producer = if settings.transactional { Some(producer(&settings)?) } else { None };
+    let mut fences: Vec<Instant> = Vec::new();
+    loop {
+        match member(&engine, &settings, &shutdown, &mut producer)? {
+            MemberExit::Stopped => return Ok(()),
+            MemberExit::Fenced(reason) => {
+                fences.retain(|t| t.elapsed() < FENCE_WINDOW);
+                fences.push(Instant::now());
+                if fences.len() >= MAX_FENCES {
+                    return Err(RunError::Other(format!(
+                        "consumer fenced {} times in {} s: another live process of group {} uses kafka.instance_id {:?}; each needs its own ({reason})",
+                        fences.len(),
+                        FENCE_WINDOW.as_secs(),
+                        settings.kafka.group_id,
+                        settings.instance_id()
+                    )));
+                }
+                warn!(reason = %reason, "consumer fenced: rejoining the group with a new consumer (the state in memory is kept)");
+                for (_, cell) in engine.parts() {
+                    lock(&cell).revoked = true;
+                }
+                engine.ready.store(false, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// One group membership: a consumer from join to shutdown or fencing.
+/// `producer` is lent to it and handed back.
+fn member(
+    engine: &Arc<Engine>,
+    settings: &Settings,
+    shutdown: &AtomicBool,
+    producer: &mut Option<ThreadedProducer<DefaultProducerContext>>,
+) -> Result<MemberExit, RunError> {
     let ctx = Ctx {
         engine: engine.clone(),
         settings: settings.clone(),
-        producer: Mutex::new(producer),
+        producer: Mutex::new(producer.take()),
         fatal: Mutex::new(None),
         consumer: OnceLock::new(),
         workers: Mutex::new(Vec::new()),
@@ -780,9 +834,12 @@ pub fn consume(engine: Arc<Engine>, settings: Settings, shutdown: Arc<AtomicBool
     let interval = Duration::from_secs(settings.kafka.checkpoint_interval_s.max(1));
     let mut last_checkpoint = Instant::now();
     let mut last_lag = Instant::now();
-    let result = (|| -> Result<(), RunError> {
+    let result = (|| -> Result<MemberExit, RunError> {
         while !shutdown.load(Ordering::Relaxed) {
             if let Some(f) = consumer.context().fatal.lock().ok().and_then(|mut f| f.take()) {
+                if matches!(consumer.client().fatal_error(), Some((RDKafkaErrorCode::FencedInstanceId, _))) {
+                    return Ok(MemberExit::Fenced(f));
+                }
                 return Err(RunError::Other(f));
             }
             // The main queue serves rebalances, errors and statistics; every
@@ -795,6 +852,11 @@ pub fn consume(engine: Arc<Engine>, settings: Settings, shutdown: Arc<AtomicBool
                 Some(Err(e)) => {
                     engine.metrics.kafka_errors.inc();
                     warn!(error = %e, "consume error");
+                    if matches!(e, KafkaError::MessageConsumptionFatal(_)) {
+                        if let Ok(mut f) = consumer.context().fatal.lock() {
+                            f.get_or_insert_with(|| format!("fatal consumer error: {e}"));
+                        }
+                    }
                 }
                 None => {}
             }
@@ -825,16 +887,25 @@ pub fn consume(engine: Arc<Engine>, settings: Settings, shutdown: Arc<AtomicBool
                 update_lag(&engine, &consumer, settings.transactional);
             }
         }
-        Ok(())
+        Ok(MemberExit::Stopped)
     })();
     consumer.context().stop_workers();
-    if let Err(e) = result {
-        return Err(e);
+    let give_back = |producer: &mut Option<ThreadedProducer<DefaultProducerContext>>| {
+        *producer = consumer.context().producer.lock().unwrap_or_else(|p| p.into_inner()).take();
+    };
+    match result {
+        Ok(MemberExit::Stopped) => {
+            info!("stopping: final checkpoint");
+            let r = consumer.context().checkpoint(&consumer, None);
+            consumer.unsubscribe();
+            give_back(producer);
+            r.map(|()| MemberExit::Stopped)
+        }
+        other => {
+            give_back(producer);
+            other
+        }
     }
-    info!("stopping: final checkpoint");
-    consumer.context().checkpoint(&consumer, None)?;
-    consumer.unsubscribe();
-    Ok(())
 }
 
 /// Lag per partition, checkpoint ages, and compaction of idle shards.
