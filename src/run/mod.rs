@@ -7,10 +7,12 @@
 //! Must not touch: KPI semantics.
 //!
 //! Threads: the consume loop runs on its own OS thread (blocking
-//! `BaseConsumer::poll`, as quickwit's Kafka source does); the HTTP server on
-//! a small tokio runtime. They share the partitions' shards behind one
-//! mutex: ingestion takes it per message, a scrape for the duration of the
-//! render.
+//! `BaseConsumer::poll` of the main queue: rebalances, errors, checkpoints
+//! and lag, as quickwit's Kafka source does); fold workers
+//! ([`worker`]) drain the partitions' own queues; the HTTP server runs on a
+//! small tokio runtime. Each partition's shard sits behind its own lock
+//! ([`parts`]): a worker takes it per batch, a checkpoint or a scrape one
+//! partition at a time.
 //!
 //! Shutdown: the first SIGTERM/SIGINT stops fetching; the consume thread
 //! writes a final checkpoint (state + offsets in one transaction) and
@@ -24,8 +26,8 @@ pub mod http;
 pub mod kafka;
 pub mod parts;
 pub mod produce;
-pub mod web;
 pub mod selfmetrics;
+pub mod web;
 pub mod worker;
 
 use std::sync::atomic::{AtomicBool, Ordering};
