@@ -57,6 +57,10 @@ enum Cmd {
         /// Configuration file: brokers, topic and librdkafka properties (SASL/TLS).
         #[arg(long, env = "SALESPULSE_CONFIG")]
         config: Option<PathBuf>,
+        /// Send at most this many events per second (a steady stream, e.g. to
+        /// measure freshness); default: as fast as the broker takes them.
+        #[arg(long)]
+        rate: Option<u64>,
     },
     /// Print the bcrypt hash of a password read from standard input (its
     /// first line), for basic_auth_users of http.web_config_file.
@@ -133,7 +137,7 @@ fn main() {
         Cmd::Run { config } => run(config),
         Cmd::Replay { file, now, config, quiet } => replay(&file, now.as_deref(), config, quiet),
         Cmd::Gen(args) => gen(args),
-        Cmd::Produce { file, brokers, topic, config } => produce(&file, brokers, topic, config),
+        Cmd::Produce { file, brokers, topic, config, rate } => produce(&file, brokers, topic, config, rate),
         Cmd::Bridge { config } => bridge(config),
         Cmd::Sign { file, secret, id } => sign(&file, secret, id),
         Cmd::CheckConfig { file } => check_config(file),
@@ -286,7 +290,7 @@ fn gen(a: GenArgs) -> Result<()> {
     Ok(())
 }
 
-fn produce(file: &str, brokers: Option<String>, topic: Option<String>, config: Option<PathBuf>) -> Result<()> {
+fn produce(file: &str, brokers: Option<String>, topic: Option<String>, config: Option<PathBuf>, rate: Option<u64>) -> Result<()> {
     let cfg = Config::load(config.as_deref()).context("loading configuration")?;
     let brokers = brokers.filter(|b| !b.trim().is_empty()).unwrap_or_else(|| cfg.kafka.brokers.clone());
     if brokers.trim().is_empty() {
@@ -304,7 +308,7 @@ fn produce(file: &str, brokers: Option<String>, topic: Option<String>, config: O
     let props: Vec<(String, String)> = cfg.kafka.properties.clone().into_iter().collect();
     let start = std::time::Instant::now();
     let verbose = io::stderr().is_terminal();
-    let s = salespulse::run::produce::produce(&brokers, &topic, &props, &mut input, &mut |n| {
+    let s = salespulse::run::produce::produce(&brokers, &topic, &props, rate, &mut input, &mut |n| {
         if verbose {
             eprint!("\rsalespulse: produced {n} events");
         }
