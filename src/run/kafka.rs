@@ -34,7 +34,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tracing::{debug, error, info, warn};
@@ -197,6 +197,36 @@ pub fn host_name() -> String {
         .unwrap_or_else(|| "salespulse".into())
 }
 
+/// The checkpoint producer's context: where each snapshot record of the
+/// current transaction landed on the checkpoint topic, so the group offset
+/// committed with it can say so (see [`INDEX_PREFIX`]).
+#[derive(Default)]
+pub struct CkptContext {
+    /// Snapshot number (1-based, per transaction) → checkpoint-topic offset.
+    landed: Mutex<HashMap<usize, i64>>,
+}
+
+impl ClientContext for CkptContext {}
+
+impl ProducerContext for CkptContext {
+    /// 0: a dead letter; `i + 1`: the `i`-th snapshot of the transaction.
+    type DeliveryOpaque = usize;
+    fn delivery(&self, result: &DeliveryResult<'_>, opaque: usize) {
+        if let (Ok(m), true) = (result, opaque > 0) {
+            self.landed.lock().unwrap_or_else(|p| p.into_inner()).insert(opaque, m.offset());
+        }
+    }
+}
+
+/// The transactional producer of checkpoints and dead letters.
+pub type CkptProducer = ThreadedProducer<CkptContext>;
+
+/// Metadata of the group offset committed with a snapshot: where that
+/// snapshot is on the checkpoint topic (`salespulse-ckpt=<offset>`). Both
+/// commit in one transaction, so a restore reads exactly that record instead
+/// of scanning the topic, and needs no wait for other transactions.
+pub const INDEX_PREFIX: &str = "salespulse-ckpt=";
+
 /// The consumer's context: rebalance callbacks and client errors.
 pub struct Ctx {
     engine: Arc<Engine>,
@@ -204,7 +234,7 @@ pub struct Ctx {
     /// The transactional producer of checkpoints and dead letters (`None`
     /// without transactions, or after a fatal error until it is created
     /// again at the next checkpoint).
-    producer: Mutex<Option<ThreadedProducer<DefaultProducerContext>>>,
+    producer: Mutex<Option<CkptProducer>>,
     /// A fatal error seen inside a callback, for the loop to return.
     fatal: Mutex<Option<String>>,
     /// The consumer itself, for `split_partition_queue` in the rebalance
@@ -366,7 +396,7 @@ impl Ctx {
     /// offsets and starts the fold workers.
     fn assign(&self, consumer: &BaseConsumer<Self>, keys: &[Key], tpl: &mut TopicPartitionList) -> Result<(), RunError> {
         self.stop_workers();
-        let positions = restore(&self.engine, &self.settings, keys)?;
+        let positions = restore(&self.engine, &self.settings, consumer, keys)?;
         for (k, offset) in &positions {
             tpl.set_partition_offset(&k.0, k.1, *offset)?;
         }
@@ -506,6 +536,88 @@ fn read_checkpoints(settings: &Settings, wanted: &HashMap<String, (String, i32)>
     Ok(CheckpointRead { records, complete })
 }
 
+/// Decoded snapshots found through the group's committed offsets: for each
+/// wanted partition whose committed offset `n` carries [`INDEX_PREFIX`]`X`,
+/// the checkpoint record at offset `X`, kept if it is the partition's key
+/// and its snapshot ends at `n` (the two were committed in one
+/// transaction, so the record is committed data and is read without
+/// waiting for other transactions). Anything else (no metadata: an older
+/// release or an operator's offset reset; the record compacted away; a
+/// mismatch) is left to the scan of [`read_checkpoints`].
+fn read_indexed(
+    settings: &Settings,
+    consumer: &BaseConsumer<Ctx>,
+    wanted: &HashMap<String, (String, i32)>,
+) -> HashMap<String, Result<(Shard, i64), checkpoint::CheckpointError>> {
+    let mut found = HashMap::new();
+    if !settings.transactional || wanted.is_empty() {
+        return found;
+    }
+    let mut tpl = TopicPartitionList::new();
+    for (t, p) in wanted.values() {
+        tpl.add_partition(t, *p);
+    }
+    let committed = match consumer.committed_offsets(tpl, Duration::from_secs(15)) {
+        Ok(c) => c,
+        Err(e) => {
+            warn!(error = %e, "cannot read the group's committed offsets: scanning the checkpoint topic");
+            return found;
+        }
+    };
+    let mut index: Vec<(i64, String, i64)> = Vec::new();
+    for e in committed.elements() {
+        let (Some(n), Some(at)) = (e.offset().to_raw(), e.metadata().strip_prefix(INDEX_PREFIX).and_then(|x| x.parse::<i64>().ok())) else {
+            continue;
+        };
+        index.push((at, checkpoint::key(&settings.kafka.group_id, e.topic(), e.partition()), n));
+    }
+    if index.is_empty() {
+        return found;
+    }
+    index.sort();
+    let reader: Result<BaseConsumer, KafkaError> = settings
+        .consumer_config()
+        .set("group.id", format!("{}-checkpoint-reader", settings.kafka.group_id))
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_uncommitted")
+        .set("fetch.max.bytes", (2 * MAX_SNAPSHOT_BYTES).to_string())
+        .set("max.partition.fetch.bytes", MAX_SNAPSHOT_BYTES.to_string())
+        .create();
+    let Ok(reader) = reader else { return found };
+    let topic = &settings.kafka.checkpoint_topic;
+    for (at, key, n) in index {
+        let mut tpl = TopicPartitionList::new();
+        if tpl.add_partition_offset(topic, 0, Offset::Offset(at)).is_err() || reader.assign(&tpl).is_err() {
+            continue;
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let record = loop {
+            match reader.poll(Duration::from_millis(200)) {
+                Some(Ok(m)) => break Some((m.offset(), m.key().map(<[u8]>::to_vec), m.payload().map(<[u8]>::to_vec))),
+                Some(Err(e)) => warn!(error = %e, "reading a checkpoint"),
+                None => {}
+            }
+            if Instant::now() > deadline {
+                break None;
+            }
+        };
+        match record {
+            Some((o, Some(k), Some(v))) if o == at && k == key.as_bytes() => match checkpoint::decode(&v) {
+                Ok((shard, next)) if next == n => {
+                    debug!(partition = %key, checkpoint_offset = at, next_offset = n, "checkpoint found through the group offset");
+                    found.insert(key, Ok((shard, next)));
+                }
+                Ok((_, next)) => warn!(partition = %key, at, next, committed = n, "the indexed checkpoint does not end at the committed offset: scanning"),
+                Err(e) => {
+                    found.insert(key, Err(e));
+                }
+            },
+            _ => debug!(partition = %key, at, "no checkpoint record at the indexed offset: scanning"),
+        }
+    }
+    found
+}
+
 /// Installs the state of each assigned partition of `keys` and returns the
 /// offset each must be consumed from: the `next_offset` of the state it
 /// starts from, never the group's committed offset (which the checkpoint
@@ -519,14 +631,25 @@ fn read_checkpoints(settings: &Settings, wanted: &HashMap<String, (String, i32)>
 /// own last checkpoint is that snapshot. No state at all (or only a snapshot
 /// that cannot be decoded) rebuilds the partition from the earliest retained
 /// event, loudly.
-fn restore(engine: &Engine, settings: &Settings, keys: &[(String, i32)]) -> Result<Vec<((String, i32), Offset)>, RunError> {
+fn restore(
+    engine: &Engine,
+    settings: &Settings,
+    consumer: &BaseConsumer<Ctx>,
+    keys: &[(String, i32)],
+) -> Result<Vec<((String, i32), Offset)>, RunError> {
     let group = &settings.kafka.group_id;
     let wanted: HashMap<String, (String, i32)> =
         keys.iter().map(|(t, p)| (checkpoint::key(group, t, *p), (t.clone(), *p))).collect();
-    let read = read_checkpoints(settings, &wanted)?;
+    // First the snapshots the group offsets point at; the topic is scanned
+    // only for the partitions where that fails.
+    let mut decoded = read_indexed(settings, consumer, &wanted);
+    let rest: HashMap<String, (String, i32)> = wanted.iter().filter(|(k, _)| !decoded.contains_key(*k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+    if settings.transactional {
+        info!(indexed = decoded.len(), scanned = rest.len(), "checkpoints located through the group offsets; the rest by a scan of the checkpoint topic");
+    }
+    let read = if rest.is_empty() { CheckpointRead { records: HashMap::new(), complete: true } } else { read_checkpoints(settings, &rest)? };
     // Decode before touching the served state.
-    let mut decoded: HashMap<String, Result<(Shard, i64), checkpoint::CheckpointError>> =
-        read.records.iter().map(|(k, bytes)| (k.clone(), checkpoint::decode(bytes))).collect();
+    decoded.extend(read.records.iter().map(|(k, bytes)| (k.clone(), checkpoint::decode(bytes))));
     super::faults::pause("restore");
     let mut positions = Vec::with_capacity(wanted.len());
     for (k, id) in wanted {
@@ -597,7 +720,7 @@ fn restore(engine: &Engine, settings: &Settings, keys: &[(String, i32)]) -> Resu
 fn checkpoint(
     engine: &Engine,
     settings: &Settings,
-    producer: &ThreadedProducer<DefaultProducerContext>,
+    producer: &CkptProducer,
     consumer: &BaseConsumer<Ctx>,
     which: Option<&[(String, i32)]>,
 ) -> Result<(), RunError> {
@@ -654,9 +777,13 @@ fn checkpoint(
             producer.abort_transaction(TXN_TIMEOUT)?;
             producer.begin_transaction()?;
         }
+        producer.context().landed.lock().unwrap_or_else(|p| p.into_inner()).clear();
         let mut offsets = TopicPartitionList::new();
-        for t in &taken {
-            send(producer, BaseRecord::to(&settings.kafka.checkpoint_topic).key(t.ck.as_bytes()).payload(t.snapshot.as_slice()))?;
+        for (i, t) in taken.iter().enumerate() {
+            send(
+                producer,
+                BaseRecord::with_opaque_to(&settings.kafka.checkpoint_topic, i + 1).key(t.ck.as_bytes()).payload(t.snapshot.as_slice()),
+            )?;
             let partition = t.key.1.to_string();
             for d in &t.dead {
                 let offset = d.offset.to_string();
@@ -666,13 +793,24 @@ fn checkpoint(
                     .insert(Header { key: "source_topic", value: Some(t.key.0.as_str()) })
                     .insert(Header { key: "source_partition", value: Some(partition.as_str()) })
                     .insert(Header { key: "source_offset", value: Some(offset.as_str()) });
-                let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&settings.kafka.dlq_topic).payload(d.payload.as_slice()).headers(headers);
+                let mut rec: BaseRecord<'_, [u8], [u8], usize> =
+                    BaseRecord::with_opaque_to(&settings.kafka.dlq_topic, 0).payload(d.payload.as_slice()).headers(headers);
                 if let Some(key) = &d.key {
                     rec = rec.key(key.as_slice());
                 }
                 send(producer, rec)?;
             }
             offsets.add_partition_offset(&t.key.0, t.key.1, Offset::Offset(t.next_offset))?;
+        }
+        // Where the snapshots landed goes into the offsets' metadata.
+        producer.flush(TXN_TIMEOUT)?;
+        {
+            let landed = producer.context().landed.lock().unwrap_or_else(|p| p.into_inner());
+            for (i, t) in taken.iter().enumerate() {
+                if let (Some(at), Some(mut e)) = (landed.get(&(i + 1)), offsets.find_partition(&t.key.0, t.key.1)) {
+                    e.set_metadata(format!("{INDEX_PREFIX}{at}"));
+                }
+            }
         }
         super::faults::pause("checkpoint");
         producer.send_offsets_to_transaction(&offsets, &cgm, TXN_TIMEOUT)?;
@@ -727,8 +865,9 @@ fn give_back(engine: &Engine, taken: Vec<Taken>) {
 /// Sends one record, waiting while the producer queue is full.
 /// Used by every producer of the crate (checkpoints, dead letters, the demo
 /// feeder, `salespulse produce`): a full queue is backpressure, not an error.
-pub(crate) fn send<K, P>(producer: &ThreadedProducer<DefaultProducerContext>, mut rec: BaseRecord<'_, K, P>) -> Result<(), KafkaError>
+pub(crate) fn send<C, K, P>(producer: &ThreadedProducer<C>, mut rec: BaseRecord<'_, K, P, C::DeliveryOpaque>) -> Result<(), KafkaError>
 where
+    C: ProducerContext + 'static,
     K: rdkafka::message::ToBytes + ?Sized,
     P: rdkafka::message::ToBytes + ?Sized,
 {
@@ -745,14 +884,14 @@ where
 }
 
 /// Creates the transactional producer of checkpoints and dead letters.
-pub fn producer(settings: &Settings) -> Result<ThreadedProducer<DefaultProducerContext>, RunError> {
+pub fn producer(settings: &Settings) -> Result<CkptProducer, RunError> {
     let id = settings.transactional_id();
-    let p: ThreadedProducer<DefaultProducerContext> = settings
+    let p: CkptProducer = settings
         .producer_config()
         .set("transactional.id", &id)
         .set("message.max.bytes", (MAX_SNAPSHOT_BYTES + 1024 * 1024).to_string())
         .set("compression.type", "none")
-        .create()?;
+        .create_with_context(CkptContext::default())?;
     // Fences any earlier producer with this id: a predecessor killed inside a
     // checkpoint has its open transaction aborted now, not after its timeout.
     p.init_transactions(INIT_TIMEOUT)?;
@@ -815,7 +954,7 @@ fn member(
     engine: &Arc<Engine>,
     settings: &Settings,
     shutdown: &AtomicBool,
-    producer: &mut Option<ThreadedProducer<DefaultProducerContext>>,
+    producer: &mut Option<CkptProducer>,
 ) -> Result<MemberExit, RunError> {
     let ctx = Ctx {
         engine: engine.clone(),
@@ -890,7 +1029,7 @@ fn member(
         Ok(MemberExit::Stopped)
     })();
     consumer.context().stop_workers();
-    let give_back = |producer: &mut Option<ThreadedProducer<DefaultProducerContext>>| {
+    let give_back = |producer: &mut Option<CkptProducer>| {
         *producer = consumer.context().producer.lock().unwrap_or_else(|p| p.into_inner()).take();
     };
     match result {
