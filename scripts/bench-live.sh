@@ -23,26 +23,7 @@ name=bench-live
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
 
-cargo build --release --locked --bin salespulse 2>&1 | tail -1
-bin=$root/target/release/salespulse
-
-started=0
-if [ -z "${KAFKA_BOOTSTRAP:-}" ]; then
-  if ! scripts/kafka.sh status >/dev/null 2>&1; then
-    scripts/kafka.sh start >/dev/null
-    started=1
-  fi
-  KAFKA_BOOTSTRAP=$(scripts/kafka.sh env | sed -n 's/^KAFKA_BOOTSTRAP=//p')
-fi
-work=$(mktemp -d)
-pid=""
-cleanup() {
-  set +e
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-  [ "$started" = 1 ] && scripts/kafka.sh stop >/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
+bench_setup
 
 topic=bench-$$-$RANDOM
 "$bin" gen --teams "$teams" --reps-per-team "$reps" --days "$days" --redeliver 0.01 --disorder-s 60 -o "$work/events.ndjson" 2>/dev/null

@@ -15,6 +15,10 @@ cluster needed:
   datasources point at compose services and its dashboard provider at the
   mounted dashboards;
 - Grafana dashboards: uids unique, datasource uids provisioned;
+- deploy/k8s/bridge (the webhook bridge): its own pod labels, `bridge`
+  command, port `http` = bridge.listen, probes, secrets and lookup files
+  mounted where its salespulse.toml reads them, grace period above
+  bridge.shutdown_grace, Service/PodMonitor/PDB selecting only its pods;
 - deploy/k8s: kustomization resources exist; the Deployment's configMap and
   --config path match the ConfigMap; Service, PodMonitor, PDB and Deployment
   selectors match the pod labels, ServiceMonitor's the Service's labels, and
@@ -117,9 +121,31 @@ def config_key_problem(path):
         if rest[0] == "teams":
             return None if len(rest) == 3 and benchmark_key_ok(rest[2]) else f"not benchmarks.teams.<team>.<kpi>_<min|target|max>: {'.'.join(path)}"
         return None if len(rest) == 1 and benchmark_key_ok(rest[0]) else f"unknown benchmark {'.'.join(path)}"
+    if section == "bridge" and rest[0] in ("lookups", "custom"):
+        # [bridge.lookups.<name>] file/rows, [bridge.custom.<name>] mapping
+        keys = {"lookups": ("file", "rows"), "custom": ("mapping",)}[rest[0]]
+        if len(rest) == 3 and rest[2] in keys or (rest[0] == "lookups" and len(rest) >= 4 and rest[2] == "rows"):
+            return None
+        return f"not bridge.{rest[0]}.<name>.<{'|'.join(keys)}>: {'.'.join(path)}"
+    if section == "bridge" and isinstance(SHIPPED["bridge"].get(rest[0]), dict):
+        # [bridge.pipedrive], [bridge.close], [bridge.hubspot]
+        if len(rest) == 2 and rest[1] in SHIPPED["bridge"][rest[0]]:
+            return None
+        return f"no key {'.'.join(path)} in config/salespulse.toml"
     if len(rest) != 1 or rest[0] not in SHIPPED[section]:
         return f"no key {'.'.join(path)} in config/salespulse.toml"
     return None
+
+
+def flat_keys(prefix, table):
+    """Key paths of a TOML table, down to its scalars (or to the tables of rows)."""
+    out = []
+    for k, v in table.items():
+        if isinstance(v, dict) and not (len(prefix) >= 3 and prefix[-1] == "rows"):
+            out += flat_keys(prefix + [k], v)
+        else:
+            out.append(prefix + [k])
+    return out
 
 
 def env_key_problem(name):
@@ -154,6 +180,9 @@ def toml_problems(doc):
                         problems.append(f"benchmarks.teams.{team} is not a table")
                         continue
                     problems += [p for k in t if (p := config_key_problem(["benchmarks", "teams", team, k]))]
+                continue
+            if section == "bridge" and isinstance(value, dict):
+                problems += [p for path in flat_keys(["bridge", key], value) if (p := config_key_problem(path))]
                 continue
             if isinstance(value, dict):
                 problems.append(f"unknown section [{section}.{key}]")
@@ -659,12 +688,98 @@ def check_k8s():
             R.check(f"k8s: ServiceMonitor {mname} endpoint port {ep.get('port')} is a Service port name", None if ep.get("port") in sports else f"Service ports are {sorted(p for p in sports if p)}")
 
 
+def check_k8s_bridge():
+    """deploy/k8s/bridge: the webhook bridge's Deployment, Service, PodMonitor,
+    PDB and ConfigMap (its own labels, port `http`, `bridge` command)."""
+    bdir = K8S / "bridge"
+    if not bdir.is_dir():
+        return
+    kd = (docs_of(bdir / "kustomization.yaml") or [{}])[0] or {}
+    for r in kd.get("resources") or []:
+        p = (bdir / r).resolve()
+        R.check(f"k8s bridge: kustomization resource {r} exists", None if p.exists() else f"{rel(p)} does not exist")
+    objs = [d for f in sorted(bdir.glob("*.y*ml")) if not f.name.startswith("kustomization") for d in docs_of(f) if isinstance(d, dict) and d.get("kind")]
+    kinds = {}
+    for d in objs:
+        kinds.setdefault(d["kind"], []).append(d)
+    deps = kinds.get("Deployment", [])
+    if len(deps) != 1:
+        R.check("k8s bridge: one Deployment", f"found {len(deps)}")
+        return
+    dep = deps[0]
+    tmpl = dep["spec"]["template"]
+    labels = (tmpl.get("metadata") or {}).get("labels") or {}
+    pod = tmpl["spec"]
+    R.check("k8s bridge: pods carry app.kubernetes.io/name: salespulse-bridge (not the engine's label)",
+            None if labels.get("app.kubernetes.io/name") == "salespulse-bridge" else f"pod labels are {labels}")
+    R.check("k8s bridge: Deployment selector matches its pod labels",
+            None if subset(dep["spec"].get("selector", {}).get("matchLabels"), labels) else "selector.matchLabels not in the template's labels")
+    cms = {d["metadata"]["name"]: d for d in kinds.get("ConfigMap", [])}
+    volumes = {v["name"]: v for v in pod.get("volumes") or []}
+    grace = pod.get("terminationGracePeriodSeconds", 30)
+    for c in pod.get("containers") or []:
+        args = [str(a) for a in (c.get("command") or []) + (c.get("args") or [])]
+        R.check(f"k8s bridge: container {c['name']} runs `salespulse bridge`", None if args[:1] == ["bridge"] else f"args are {args}")
+        ports = {p.get("name"): p.get("containerPort") for p in c.get("ports") or []}
+        R.check(f"k8s bridge: container {c['name']} has a port named http", None if "http" in ports else f"ports are {ports}")
+        for probe, want in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+            hg = (c.get(probe) or {}).get("httpGet") or {}
+            R.check(f"k8s bridge: {probe} is GET {want} on port http", None if hg.get("path") == want and hg.get("port") == "http" else f"httpGet is {hg}")
+        sc = c.get("securityContext") or {}
+        R.check(f"k8s bridge: container {c['name']} runs as non-root on a read-only root filesystem",
+                None if (sc.get("runAsNonRoot") or (pod.get("securityContext") or {}).get("runAsNonRoot")) and sc.get("readOnlyRootFilesystem") else "runAsNonRoot / readOnlyRootFilesystem not set")
+        for e in c.get("env") or []:
+            if e["name"].startswith("SALESPULSE_"):
+                R.check(f"k8s bridge: {e['name']} is a configuration key", env_key_problem(e["name"]))
+        mounts = {m["mountPath"].rstrip("/"): volumes.get(m["name"], {}) for m in c.get("volumeMounts") or []}
+        if "--config" in args:
+            cfg = args[args.index("--config") + 1]
+            v = mounts.get(os.path.dirname(cfg), {})
+            cm = cms.get((v.get("configMap") or {}).get("name"))
+            R.check(f"k8s bridge: --config {cfg} is a key of a mounted ConfigMap", None if cm and os.path.basename(cfg) in (cm.get("data") or {}) else "not mounted")
+            if cm:
+                try:
+                    doc = tomllib.loads(cm["data"][os.path.basename(cfg)])
+                except (tomllib.TOMLDecodeError, KeyError) as e:
+                    R.check("k8s bridge: its salespulse.toml is valid TOML", str(e))
+                    continue
+                R.check("k8s bridge: its salespulse.toml has only keys of config/salespulse.toml", toml_problems(doc))
+                b = doc.get("bridge") or {}
+                listen = b.get("listen") or SHIPPED["bridge"]["listen"]
+                R.check(f"k8s bridge: bridge.listen {listen} is the http container port",
+                        None if listen.rsplit(":", 1)[-1] == str(ports.get("http")) else f"http is {ports.get('http')}")
+                for key in ("tokens_file", "webhook_secrets_file"):
+                    f = b.get(key)
+                    if f:
+                        v2 = mounts.get(os.path.dirname(f), {})
+                        items = [i["path"] for i in (v2.get("secret") or {}).get("items") or []]
+                        R.check(f"k8s bridge: bridge.{key} {f} is a mounted Secret item", None if os.path.basename(f) in items else f"no secret item at {f}")
+                for lname, lk in (b.get("lookups") or {}).items():
+                    f = lk.get("file")
+                    if f:
+                        v2 = mounts.get(os.path.dirname(f), {})
+                        cm2 = cms.get((v2.get("configMap") or {}).get("name"))
+                        R.check(f"k8s bridge: lookup {lname} file {f} is a key of a mounted ConfigMap", None if cm2 and os.path.basename(f) in (cm2.get("data") or {}) else "not mounted")
+                sg = b.get("shutdown_grace", SHIPPED["bridge"]["shutdown_grace"])
+                m = re.fullmatch(r"(\d+)s", str(sg))
+                R.check(f"k8s bridge: terminationGracePeriodSeconds {grace} is above bridge.shutdown_grace {sg}",
+                        None if m and grace > int(m.group(1)) else "in-flight requests would be cut short")
+    for kind, sel_of in (("Service", lambda d: (d.get("spec") or {}).get("selector")),
+                         ("PodMonitor", lambda d: ((d.get("spec") or {}).get("selector") or {}).get("matchLabels")),
+                         ("PodDisruptionBudget", lambda d: ((d.get("spec") or {}).get("selector") or {}).get("matchLabels"))):
+        for d in kinds.get(kind, []):
+            sel = sel_of(d) or {}
+            R.check(f"k8s bridge: {kind} {d['metadata']['name']} selects the bridge pods only",
+                    None if sel and subset(sel, labels) and sel.get("app.kubernetes.io/name") == "salespulse-bridge" else f"selector {sel}")
+
+
 def main():
     check_syntax()
     check_dockerfile()
     check_compose()
     check_dashboards()
     check_k8s()
+    check_k8s_bridge()
     print(f"{R.passed} passed, {R.failed} failed")
     return 1 if R.failed else 0
 

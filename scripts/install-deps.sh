@@ -10,6 +10,7 @@
 #     services are not started (policy-rc.d), so ports 9090/9093 stay free
 #   - Java 17 and Maven, if missing (the Kafka broker of scripts/kafka.sh)
 #   - curl, python3 and PyYAML, if missing (tests/e2e, scripts/check-*.py)
+#   - openssl (test certificates) and wrk (HTTP load tests), if missing
 #   - Grafana's dashboard-linter, built with Go into .cache/bin at the version
 #     pinned in scripts/dashboard-linter/go.mod (hashes in go.sum)
 #   - the Apache Kafka jars (scripts/kafka.sh fetch, cached in .kafka/lib)
@@ -34,6 +35,8 @@ command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
 command -v java >/dev/null || need+=(openjdk-17-jdk-headless)
 command -v mvn >/dev/null || need+=(maven)
 command -v curl >/dev/null || need+=(curl)
+command -v openssl >/dev/null || need+=(openssl)   # test certificates (tests/http.rs, tests/bridge.rs, tests/e2e)
+command -v wrk >/dev/null || need+=(wrk)           # HTTP load (tests/kafka.rs, scripts/bench-drain.sh)
 command -v python3 >/dev/null || need+=(python3)
 
 if [ ${#need[@]} -gt 0 ]; then

@@ -12,6 +12,7 @@
 #   scripts/kafka.sh topic NAME [PARTITIONS] [--config k=v ...]
 #                                             create a topic (default 1 partition; no-op if it exists)
 #   scripts/kafka.sh topics                   list topics
+#   scripts/kafka.sh messages NAME            messages in a topic (sum of its partitions' end offsets)
 #   scripts/kafka.sh selftest                 transactions, read_committed, offsets in a
 #                                             transaction and log compaction against the broker
 #   scripts/kafka.sh logs [-f|N]              tail the broker log (.kafka/broker.log)
@@ -350,6 +351,11 @@ case "${1:-}" in
   status) status ;;
   env) need_running; echo "KAFKA_BOOTSTRAP=$(running_bootstrap)" ;;
   topic) shift; topic "$@" ;;
+  messages)
+    [ -n "${2:-}" ] || die "usage: scripts/kafka.sh messages NAME"
+    need_running
+    tool org.apache.kafka.tools.GetOffsetShell --bootstrap-server "$(running_bootstrap)" \
+      --command-config "$tools_props" --topic "$2" --time -1 | awk -F: '{ n += $3 } END { print n + 0 }' ;;
   topics)
     need_running
     tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$(running_bootstrap)" --command-config "$tools_props" --list ;;

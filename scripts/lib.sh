@@ -14,6 +14,78 @@ need_kafka_or_skip() {
   fi
 }
 
+# For tests that stop and restart the broker: skips loudly (exit 0) unless
+# KAFKA_BOOTSTRAP is this checkout's broker (scripts/kafka.sh), and exports
+# what it takes to start the same broker again (KAFKA_PORT,
+# KAFKA_CONTROLLER_PORT, KAFKA_DATA_DIR).
+need_own_broker_or_skip() {
+  need_kafka_or_skip
+  local ours
+  ours=$(scripts/kafka.sh env 2>/dev/null | sed -n 's/^KAFKA_BOOTSTRAP=//p' || true)
+  if [ "$ours" != "$KAFKA_BOOTSTRAP" ]; then
+    echo "*** SKIPPED $name: KAFKA_BOOTSTRAP=$KAFKA_BOOTSTRAP is not this checkout's broker (scripts/kafka.sh), which this test would stop and restart ***"
+    exit 0
+  fi
+  export KAFKA_PORT=${KAFKA_BOOTSTRAP##*:}
+  export KAFKA_CONTROLLER_PORT
+  KAFKA_CONTROLLER_PORT=$(sed -n 's/^controller.quorum.bootstrap.servers=.*:\([0-9]*\)$/\1/p' .kafka/server.properties)
+  export KAFKA_DATA_DIR
+  KAFKA_DATA_DIR=$(sed -n 's/^KAFKA_DATA_DIR=//p' .kafka/broker.env)
+  [ -n "$KAFKA_CONTROLLER_PORT" ] && [ -n "$KAFKA_DATA_DIR" ] || die "cannot read the running broker's controller port and data dir from .kafka/"
+}
+
+# For benchmarks: KAFKA_BOOTSTRAP if set, else this checkout's broker, started
+# if it is not running (then started_broker=1: stop it on exit).
+started_broker=0
+use_or_start_broker() {
+  if [ -z "${KAFKA_BOOTSTRAP:-}" ]; then
+    if ! scripts/kafka.sh status >/dev/null 2>&1; then
+      scripts/kafka.sh start >/dev/null
+      started_broker=1
+    fi
+    KAFKA_BOOTSTRAP=$(scripts/kafka.sh env | sed -n 's/^KAFKA_BOOTSTRAP=//p')
+  fi
+}
+
+# For benchmarks: builds the binary (bin=...), uses or starts the broker
+# (use_or_start_broker), makes a work dir (work=...) and, on exit, stops the
+# process whose pid the caller puts in `pid`, the broker if it was started
+# here, and deletes the work dir.
+bench_setup() {
+  cargo build --release --locked --bin salespulse 2>&1 | tail -1
+  bin=$root/target/release/salespulse
+  use_or_start_broker
+  work=$(mktemp -d)
+  pid=""
+  trap bench_cleanup EXIT
+}
+bench_cleanup() {
+  set +e
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  [ "$started_broker" = 1 ] && scripts/kafka.sh stop >/dev/null
+  rm -rf "$work"
+}
+
+# bridge_config FILE TOPIC PORT TOKEN [PRODUCE_TIMEOUT] [LOG_LEVEL]: a
+# salespulse.toml for `salespulse bridge` on KAFKA_BOOTSTRAP, producing to
+# TOPIC, on 127.0.0.1:PORT, accepting the bearer TOKEN and the Standard
+# Webhooks test secret of tests/bridge.rs; Retry-After 7 s.
+bridge_config() {
+  cat > "$1" <<EOF
+[kafka]
+brokers = "$KAFKA_BOOTSTRAP"
+topics = ["$2"]
+[bridge]
+listen = "127.0.0.1:$3"
+tokens = ["$4"]
+webhook_secrets = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]
+produce_timeout = "${5:-10s}"
+retry_after_s = 7
+[log]
+level = "${6:-info,rdkafka=error}"
+EOF
+}
+
 # A TCP port free on loopback right now.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -52,4 +124,35 @@ mode = "event"
 [log]
 level = "${5:-info,rdkafka=warn}"
 EOF
+}
+
+# same_kpis WANT.prom URL: every sales_* series of the exposition at URL
+# (an engine's /metrics) equals WANT.prom's (1e-9 relative), and no series
+# is missing or extra. Prints the first differences on stderr.
+same_kpis() {
+  local got
+  got=$(mktemp)
+  curl -fsS "$2" > "$got" || { rm -f "$got"; return 1; }
+  python3 - "$1" "$got" <<'PY'
+import re, sys
+def load(path):
+    out = {}
+    for line in open(path):
+        if not line.startswith("sales_"):
+            continue
+        m = re.match(r'^([a-z_0-9]+)(?:\{(.*)\})? (\S+)$', line.strip())
+        labels = ",".join(sorted(re.findall(r'[a-z_]+="[^"]*"', m.group(2) or "")))
+        out[m.group(1) + "{" + labels + "}"] = float(m.group(3))
+    return out
+want, got = load(sys.argv[1]), load(sys.argv[2])
+bad = [k for k in want.keys() | got.keys()
+       if k not in want or k not in got or abs(want[k] - got[k]) > 1e-9 * max(1.0, abs(want[k]))]
+if bad:
+    print(f"{len(bad)} of {len(want)} series differ, e.g. " + "; ".join(
+        f"{k}: want {want.get(k)} got {got.get(k)}" for k in sorted(bad)[:3]), file=sys.stderr)
+    sys.exit(1)
+PY
+  local rc=$?
+  rm -f "$got"
+  return $rc
 }

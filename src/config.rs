@@ -28,7 +28,7 @@ pub enum ConfigError {
     Load(#[from] Box<figment::Error>),
     #[error("windows.list: {0}")]
     Windows(#[from] WindowError),
-    #[error("{key}: {value:?} is not a duration like 90s, 5m, 1h or 7d")]
+    #[error("{key}: {value:?} is not a duration like 500ms, 90s, 5m, 1h or 7d")]
     Duration { key: &'static str, value: String },
     #[error("{key}: {msg}")]
     Invalid { key: String, msg: String },
@@ -153,8 +153,20 @@ pub struct KafkaConfig {
     pub checkpoint_topic: String,
     /// Seconds between checkpoints.
     pub checkpoint_interval_s: u64,
-    /// librdkafka properties passed through (SASL, TLS, ...).
+    /// This instance's stable name (empty: the host name, i.e. the pod name
+    /// in Kubernetes). It makes the transactional id of the checkpoint
+    /// producer, so a restarted instance fences its dead predecessor's open
+    /// transaction at once; two live instances must never share it.
+    pub instance_id: String,
+    /// Threads folding the assigned partitions' messages, each owning some
+    /// of the partitions (0: the number of cores).
+    pub fold_workers: usize,
+    /// librdkafka properties for every client (SASL, TLS, ...).
     pub properties: BTreeMap<String, String>,
+    /// librdkafka properties for the consumer only (over `properties`).
+    pub consumer_properties: BTreeMap<String, String>,
+    /// librdkafka properties for the checkpoint producer only (over `properties`).
+    pub producer_properties: BTreeMap<String, String>,
 }
 
 impl Default for KafkaConfig {
@@ -166,7 +178,11 @@ impl Default for KafkaConfig {
             dlq_topic: "crm-events-dlq".into(),
             checkpoint_topic: "salespulse-checkpoints".into(),
             checkpoint_interval_s: 10,
+            instance_id: String::new(),
+            fold_workers: 0,
             properties: BTreeMap::new(),
+            consumer_properties: BTreeMap::new(),
+            producer_properties: BTreeMap::new(),
         }
     }
 }
@@ -176,11 +192,26 @@ impl Default for KafkaConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     pub listen: String,
+    /// A web configuration file in the Prometheus exporter-toolkit format
+    /// (TLS certificate and key, bcrypt basic-auth users); empty: plain HTTP,
+    /// no authentication.
+    pub web_config_file: String,
+    /// How long one render of `/metrics` is reused for concurrent and
+    /// following scrapes (at most one render runs at a time).
+    pub scrape_cache: String,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { listen: "0.0.0.0:9464".into() }
+        HttpConfig { listen: "0.0.0.0:9464".into(), web_config_file: String::new(), scrape_cache: "1s".into() }
+    }
+}
+
+impl HttpConfig {
+    /// `scrape_cache` as a duration.
+    pub fn scrape_cache(&self) -> Result<std::time::Duration, ConfigError> {
+        let us = duration("http.scrape_cache", &self.scrape_cache)?;
+        Ok(std::time::Duration::from_micros(us as u64))
     }
 }
 
@@ -221,6 +252,140 @@ impl Default for DemoConfig {
     }
 }
 
+/// `[bridge]`: `salespulse bridge`, the HTTP ingest of CRM webhooks and
+/// plain events (also served by `run` in demo mode). See `docs/bridge.md`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BridgeConfig {
+    /// Address of `salespulse bridge` (ingest, `/metrics`, `/healthz`, `/readyz`).
+    pub listen: String,
+    /// Largest request body; larger is `413`.
+    pub max_body_bytes: usize,
+    /// Bearer tokens accepted on `/v1/events` and custom CRM routes.
+    pub tokens: Vec<String>,
+    /// A file with more tokens, one per line (`#` comments), read at start.
+    pub tokens_file: String,
+    /// Standard Webhooks secrets (`whsec_...`); several during a rotation.
+    pub webhook_secrets: Vec<String>,
+    /// A file with more Standard Webhooks secrets, one per line.
+    pub webhook_secrets_file: String,
+    /// Accept `/v1/events` without credentials. Never on by default.
+    pub allow_anonymous: bool,
+    /// PEM certificate chain and private key: both set serves HTTPS (rustls).
+    pub tls_cert: String,
+    pub tls_key: String,
+    /// How long a request waits for the broker's acknowledgment before `503`.
+    pub produce_timeout: String,
+    /// `Retry-After` seconds of a `503`.
+    pub retry_after_s: u64,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_grace: String,
+    pub pipedrive: PipedriveConfig,
+    pub close: CloseConfig,
+    pub hubspot: HubspotConfig,
+    /// Your own CRMs: `[bridge.custom.<name>]` serves `POST /v1/webhooks/<name>`.
+    pub custom: BTreeMap<String, CustomCrmConfig>,
+    /// Lookup tables for mappings (CRM owner id → rep_id/team_id, ...).
+    pub lookups: BTreeMap<String, LookupConfig>,
+}
+
+impl Default for BridgeConfig {
+    fn default() -> Self {
+        BridgeConfig {
+            listen: "0.0.0.0:8080".into(),
+            max_body_bytes: 5 * 1024 * 1024,
+            tokens: Vec::new(),
+            tokens_file: String::new(),
+            webhook_secrets: Vec::new(),
+            webhook_secrets_file: String::new(),
+            allow_anonymous: false,
+            tls_cert: String::new(),
+            tls_key: String::new(),
+            produce_timeout: "10s".into(),
+            retry_after_s: 5,
+            shutdown_grace: "30s".into(),
+            pipedrive: PipedriveConfig::default(),
+            close: CloseConfig::default(),
+            hubspot: HubspotConfig::default(),
+            custom: BTreeMap::new(),
+            lookups: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[bridge.pipedrive]`: `POST /v1/webhooks/pipedrive`, HTTP Basic auth.
+/// Off while `username` is empty.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipedriveConfig {
+    pub username: String,
+    pub password: String,
+    /// A mapping file replacing the built-in preset; empty: the preset.
+    pub mapping: String,
+}
+
+/// `[bridge.close]`: `POST /v1/webhooks/close`, `close-sig-hash` signatures.
+/// Off while `signature_key` is empty.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CloseConfig {
+    /// The subscription's `signature_key` (hex), as Close returns it.
+    pub signature_key: String,
+    pub mapping: String,
+}
+
+/// `[bridge.hubspot]`: `POST /v1/webhooks/hubspot`, `X-HubSpot-Signature-v3`.
+/// Off while `app_secret` is empty.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HubspotConfig {
+    /// The app's client secret (signs the webhooks).
+    pub app_secret: String,
+    /// The URL HubSpot calls, as configured in the app (the signature covers
+    /// it); empty: scheme and `Host` of the request.
+    pub public_url: String,
+    /// CRM objects API (amounts and owners are fetched from it).
+    pub api_base_url: String,
+    /// Private-app access token for the objects API.
+    pub access_token: String,
+    /// Timeout of one objects API call, and retries after a failed one.
+    pub timeout: String,
+    pub retries: u32,
+    pub mapping: String,
+}
+
+impl Default for HubspotConfig {
+    fn default() -> Self {
+        HubspotConfig {
+            app_secret: String::new(),
+            public_url: String::new(),
+            api_base_url: "https://api.hubapi.com".into(),
+            access_token: String::new(),
+            timeout: "3s".into(),
+            retries: 2,
+            mapping: String::new(),
+        }
+    }
+}
+
+/// `[bridge.custom.<name>]`: a CRM of your own, with a mapping file,
+/// authenticated like `/v1/events` (bearer token or Standard Webhooks).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CustomCrmConfig {
+    pub mapping: String,
+}
+
+/// `[bridge.lookups.<name>]`: a lookup table, from a CSV file (first column
+/// the key, a header row naming the columns; re-read when it changes) or
+/// inline `rows`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LookupConfig {
+    pub file: String,
+    pub rows: BTreeMap<String, BTreeMap<String, String>>,
+}
+
 /// The whole file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -235,6 +400,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub log: LogConfig,
     pub demo: DemoConfig,
+    pub bridge: BridgeConfig,
 }
 
 /// One `sales_benchmark` series.
@@ -294,8 +460,29 @@ fn duration(key: &'static str, value: &str) -> Result<Micros, ConfigError> {
     parse_duration(value).filter(|d| *d >= 0).ok_or_else(|| ConfigError::Duration { key, value: value.to_owned() })
 }
 
+/// Prefix of the environment variables that override configuration keys.
+pub const ENV_PREFIX: &str = "SALESPULSE_";
+
+/// Whether `name` (without [`ENV_PREFIX`]) has the form of a configuration
+/// key, `<SECTION>__<KEY>`. Other `SALESPULSE_*` variables (a wrapper
+/// script's `SALESPULSE_BIN`, `SALESPULSE_CONFIG`, test hooks) are not
+/// configuration and are left alone.
+fn is_config_env(name: &str) -> bool {
+    name.split_once("__").is_some_and(|(section, key)| !section.is_empty() && !key.is_empty())
+}
+
+/// The `SALESPULSE_*` variables of the environment that are not read as
+/// configuration (see [`is_config_env`]), for a debug log at start.
+pub fn ignored_env_vars() -> Vec<String> {
+    std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .filter(|k| k.strip_prefix(ENV_PREFIX).is_some_and(|rest| !is_config_env(rest)))
+        .collect()
+}
+
 impl Config {
-    /// Defaults, then `path` (if any), then `SALESPULSE_*` variables.
+    /// Defaults, then `path` (if any), then `SALESPULSE_<SECTION>__<KEY>`
+    /// variables.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
         if let Some(p) = path {
@@ -304,9 +491,10 @@ impl Config {
             }
             fig = fig.merge(Toml::file_exact(p));
         }
-        fig = fig.merge(Env::prefixed("SALESPULSE_").split("__").ignore(&["config"]));
+        fig = fig.merge(Env::prefixed(ENV_PREFIX).filter(|k| is_config_env(k.as_str())).split("__"));
         let cfg: Config = fig.extract().map_err(Box::new)?;
         cfg.core()?;
+        cfg.http.scrape_cache()?;
         Ok(cfg)
     }
 
@@ -315,6 +503,7 @@ impl Config {
         let cfg: Config =
             Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(s)).extract().map_err(Box::new)?;
         cfg.core()?;
+        cfg.http.scrape_cache()?;
         Ok(cfg)
     }
 
@@ -367,6 +556,26 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn environment_reads_only_section_key_names() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("SALESPULSE_KAFKA__GROUP_ID", "from-env");
+            jail.set_env("SALESPULSE_BIN", "/usr/local/bin/salespulse");
+            jail.set_env("SALESPULSE_CONFIG", "/etc/salespulse.toml");
+            jail.set_env("SALESPULSE_TEST_PAUSE", "checkpoint=100");
+            let cfg = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(cfg.kafka.group_id, "from-env");
+            let mut ignored = ignored_env_vars();
+            ignored.sort();
+            assert_eq!(ignored, ["SALESPULSE_BIN", "SALESPULSE_CONFIG", "SALESPULSE_TEST_PAUSE"]);
+            // A name of the config form is still checked: a typo is an error.
+            jail.set_env("SALESPULSE_KAFKA__GROUPID", "typo");
+            let err = Config::load(None).expect_err("unknown key");
+            assert!(err.to_string().contains("groupid"), "{err}");
+            Ok(())
+        });
+    }
 
     #[test]
     fn shipped_config_is_the_default() {

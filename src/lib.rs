@@ -31,13 +31,24 @@
 //! Adapters (I/O at the edge):
 //!
 //! - [`replay`]: folds an NDJSON stream through one shard.
-//! - [`run`]: the live engine: Kafka consumer group member with per-partition
-//!   shards and transactional checkpoints ([`run::kafka`],
-//!   [`run::checkpoint`]), HTTP `/metrics` ([`run::http`]), self-metrics
-//!   ([`run::selfmetrics`]), the embedded demo broker ([`run::demo`]), and
-//!   `salespulse produce` ([`run::produce`]: NDJSON to a topic, keyed by team).
+//! - [`run`]: the live engine: Kafka consumer group member (static
+//!   membership, rebalances, restores, transactional checkpoints:
+//!   [`run::kafka`], snapshot format: [`run::checkpoint`]), the partitions it
+//!   serves ([`run::parts`]) and the fold workers draining their queues
+//!   ([`run::worker`]), HTTP `/metrics`, probes and `/api/v1/status`
+//!   ([`run::http`]) with TLS and basic auth ([`run::web`]), self-metrics
+//!   ([`run::selfmetrics`]), test hooks for failure tests ([`run::faults`]),
+//!   the embedded demo broker ([`run::demo`]), and `salespulse produce`
+//!   ([`run::produce`]: NDJSON to a topic, keyed by team).
+//! - [`bridge`]: `salespulse bridge`, CRM webhooks and plain HTTP events
+//!   into Kafka: authentication ([`bridge::auth`]), body decoding and
+//!   validation with the engine's `parse_event` ([`bridge::ingest`]), the
+//!   declarative CRM mappings and their presets ([`bridge::mapping`],
+//!   [`bridge::lookup`]), HubSpot's objects API ([`bridge::hubspot`]), the
+//!   acknowledged produce ([`bridge::producer`]).
 //! - `src/main.rs`: the `salespulse` command line.
 
+pub mod bridge;
 pub mod config;
 pub mod dedup;
 pub mod engine;

@@ -57,6 +57,35 @@ enum Cmd {
         /// Configuration file: brokers, topic and librdkafka properties (SASL/TLS).
         #[arg(long, env = "SALESPULSE_CONFIG")]
         config: Option<PathBuf>,
+        /// Send at most this many events per second (a steady stream, e.g. to
+        /// measure freshness); default: as fast as the broker takes them.
+        #[arg(long)]
+        rate: Option<u64>,
+    },
+    /// Print the bcrypt hash of a password read from standard input (its
+    /// first line), for basic_auth_users of http.web_config_file.
+    HashPassword {
+        /// bcrypt cost (each +1 doubles the time a check takes).
+        #[arg(long, default_value_t = 10)]
+        cost: u32,
+    },
+    /// Serve the CRM webhook bridge: CRM webhooks and HTTP events into Kafka (docs/bridge.md).
+    Bridge {
+        /// Configuration file (the [bridge] and [kafka] sections; SALESPULSE_* variables apply).
+        #[arg(long, env = "SALESPULSE_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Print Standard Webhooks headers signing a request body, for `curl -H @-`.
+    /// Without --secret: the demo secret of `salespulse run` (README).
+    Sign {
+        /// The body to sign (the exact bytes that will be sent); `-` reads standard input.
+        file: String,
+        /// A `whsec_...` secret (one of bridge.webhook_secrets).
+        #[arg(long, env = "SALESPULSE_SIGN_SECRET")]
+        secret: Option<String>,
+        /// The webhook-id header (default: derived from the body).
+        #[arg(long)]
+        id: Option<String>,
     },
     /// Validate a configuration file and print the effective configuration.
     CheckConfig {
@@ -124,8 +153,11 @@ fn main() {
         Cmd::Run { config } => run(config),
         Cmd::Replay { file, now, config, quiet } => replay(&file, now.as_deref(), config, quiet),
         Cmd::Gen(args) => gen(args),
-        Cmd::Produce { file, brokers, topic, config } => produce(&file, brokers, topic, config),
+        Cmd::Produce { file, brokers, topic, config, rate } => produce(&file, brokers, topic, config, rate),
+        Cmd::Bridge { config } => bridge(config),
+        Cmd::Sign { file, secret, id } => sign(&file, secret, id),
         Cmd::CheckConfig { file } => check_config(file),
+        Cmd::HashPassword { cost } => hash_password(cost),
     };
     if let Err(e) = result {
         // A closed pipe (`| head`) is not an error worth a message.
@@ -137,8 +169,7 @@ fn main() {
     }
 }
 
-fn run(config: Option<PathBuf>) -> Result<()> {
-    let cfg = Config::load(config.as_deref()).context("loading configuration")?;
+fn init_logging(cfg: &Config) -> Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log.level)
         .with_context(|| format!("log.level {:?} is not a tracing filter", cfg.log.level))?;
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr).with_ansi(io::stderr().is_terminal());
@@ -147,7 +178,16 @@ fn run(config: Option<PathBuf>) -> Result<()> {
         "text" => builder.init(),
         other => bail!("log.format {other:?}: expected text or json"),
     }
+    Ok(())
+}
+
+fn run(config: Option<PathBuf>) -> Result<()> {
+    let cfg = Config::load(config.as_deref()).context("loading configuration")?;
+    init_logging(&cfg)?;
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "salespulse starting");
+    for name in salespulse::config::ignored_env_vars() {
+        tracing::debug!(variable = %name, "environment variable is not a SALESPULSE_<SECTION>__<KEY> configuration key: ignored");
+    }
     salespulse::run::run(cfg)?;
     tracing::info!("salespulse stopped");
     Ok(())
@@ -276,7 +316,7 @@ fn gen(a: GenArgs) -> Result<()> {
     Ok(())
 }
 
-fn produce(file: &str, brokers: Option<String>, topic: Option<String>, config: Option<PathBuf>) -> Result<()> {
+fn produce(file: &str, brokers: Option<String>, topic: Option<String>, config: Option<PathBuf>, rate: Option<u64>) -> Result<()> {
     let cfg = Config::load(config.as_deref()).context("loading configuration")?;
     let brokers = brokers.filter(|b| !b.trim().is_empty()).unwrap_or_else(|| cfg.kafka.brokers.clone());
     if brokers.trim().is_empty() {
@@ -294,7 +334,7 @@ fn produce(file: &str, brokers: Option<String>, topic: Option<String>, config: O
     let props: Vec<(String, String)> = cfg.kafka.properties.clone().into_iter().collect();
     let start = std::time::Instant::now();
     let verbose = io::stderr().is_terminal();
-    let s = salespulse::run::produce::produce(&brokers, &topic, &props, &mut input, &mut |n| {
+    let s = salespulse::run::produce::produce(&brokers, &topic, &props, rate, &mut input, &mut |n| {
         if verbose {
             eprint!("\rsalespulse: produced {n} events");
         }
@@ -314,9 +354,58 @@ fn produce(file: &str, brokers: Option<String>, topic: Option<String>, config: O
     Ok(())
 }
 
+fn hash_password(cost: u32) -> Result<()> {
+    let mut line = String::new();
+    io::stdin().read_line(&mut line).context("reading the password from standard input")?;
+    let password = line.trim_end_matches(['\n', '\r']);
+    if password.is_empty() {
+        bail!("no password on standard input (e.g. printf %s \"$PASSWORD\" | salespulse hash-password)");
+    }
+    let hash = bcrypt::hash(password, cost).map_err(|e| anyhow::anyhow!("bcrypt: {e}"))?;
+    println!("{hash}");
+    Ok(())
+}
+
+fn bridge(config: Option<PathBuf>) -> Result<()> {
+    let cfg = Config::load(config.as_deref()).context("loading configuration")?;
+    init_logging(&cfg)?;
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), "salespulse bridge starting");
+    salespulse::bridge::serve(cfg)?;
+    Ok(())
+}
+
+fn sign(file: &str, secret: Option<String>, id: Option<String>) -> Result<()> {
+    use salespulse::bridge::auth::WebhookSecret;
+    let body = if file == "-" {
+        let mut b = Vec::new();
+        io::Read::read_to_end(&mut io::stdin().lock(), &mut b)?;
+        b
+    } else {
+        std::fs::read(file).with_context(|| format!("reading {file}"))?
+    };
+    let secret = secret.unwrap_or_else(|| salespulse::bridge::DEMO_SECRET.to_string());
+    let key = WebhookSecret::parse(&secret).context("--secret is not a Standard Webhooks secret (whsec_<base64>)")?;
+    let id = id.unwrap_or_else(|| {
+        use sha2::Digest;
+        format!("msg_{}", &hex::encode(sha2::Sha256::digest(&body))[..24])
+    });
+    let ts = wall_now().div_euclid(1_000_000);
+    println!("webhook-id: {id}");
+    println!("webhook-timestamp: {ts}");
+    println!("webhook-signature: {}", key.sign(&id, ts, &body));
+    Ok(())
+}
+
 fn check_config(file: PathBuf) -> Result<()> {
     let cfg = Config::load(Some(&file)).with_context(|| format!("{}", file.display()))?;
     let core = cfg.core()?;
+    if !cfg.http.web_config_file.trim().is_empty() {
+        let web = salespulse::run::web::WebConfig::load(std::path::Path::new(cfg.http.web_config_file.trim()))?;
+        println!("http.web_config_file: ok ({} TLS, {} basic-auth users)", if web.tls.is_some() { "with" } else { "without" }, web.auth.user_count());
+    }
+    // The [bridge] section: credentials, mappings and lookup tables load.
+    let brokers = if cfg.kafka.brokers.is_empty() { "127.0.0.1:9" } else { cfg.kafka.brokers.as_str() };
+    let bridge = salespulse::bridge::Bridge::new(&cfg, brokers, cfg.kafka.brokers.is_empty())?;
     println!("{}: ok", file.display());
     println!(
         "windows: {}; time zone {}; {} benchmarks; kafka: {}",
@@ -325,5 +414,6 @@ fn check_config(file: PathBuf) -> Result<()> {
         core.benchmarks.len(),
         if cfg.kafka.brokers.is_empty() { "embedded demo broker".to_string() } else { cfg.kafka.brokers.clone() }
     );
+    println!("bridge routes: {}", bridge.routes().join(", "));
     Ok(())
 }

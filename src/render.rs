@@ -265,52 +265,80 @@ fn family(out: &mut String, name: &str, help: &str, kind: &str, body: &str) {
 
 /// Renders every `sales_*` family of `shards` at clock `t` into `out`.
 pub fn render(shards: &[&Shard], core: &Core, t: Micros, out: &mut String) {
-    let w = &core.cfg.windows;
-    let pt = w.periods(t);
-    let qdays = quota_days(&pt);
-    let wins: Vec<WindowCtx> = w
-        .defs
-        .iter()
-        .map(|d| WindowCtx {
-            name: &d.name,
-            quota: match d.kind {
-                WindowKind::Calendar(Calendar::Mtd) => Some(qdays[0]),
-                WindowKind::Calendar(Calendar::Qtd) => Some(qdays[1]),
-                _ => None,
-            },
-        })
-        .collect();
-    let mut fams = Families::new();
-    let mut cur = Current::default();
-    let mut tot = Totals::default();
-    let mut sums = TeamSums::new(wins.len());
+    let mut r = Renderer::new(core, t);
     for shard in shards {
+        r.add(shard);
+    }
+    r.finish(out);
+}
+
+/// An exposition built one shard at a time, so that a caller holding each
+/// shard behind its own lock needs only that lock while the shard is added
+/// (the live engine: a scrape never stops more than one partition at once).
+/// Families stay grouped: [`Renderer::finish`] writes each once.
+pub struct Renderer<'c> {
+    core: &'c Core,
+    t: Micros,
+    wins: Vec<WindowCtx<'c>>,
+    fams: Families,
+    cur: Current,
+    tot: Totals,
+    sums: TeamSums,
+}
+
+impl<'c> Renderer<'c> {
+    /// An empty exposition at clock `t`.
+    pub fn new(core: &'c Core, t: Micros) -> Self {
+        let w = &core.cfg.windows;
+        let qdays = quota_days(&w.periods(t));
+        let wins: Vec<WindowCtx> = w
+            .defs
+            .iter()
+            .map(|d| WindowCtx {
+                name: &d.name,
+                quota: match d.kind {
+                    WindowKind::Calendar(Calendar::Mtd) => Some(qdays[0]),
+                    WindowKind::Calendar(Calendar::Qtd) => Some(qdays[1]),
+                    _ => None,
+                },
+            })
+            .collect();
+        let sums = TeamSums::new(wins.len());
+        Renderer { core, t, wins, fams: Families::new(), cur: Current::default(), tot: Totals::default(), sums }
+    }
+
+    /// Adds the series of every team of `shard`.
+    pub fn add(&mut self, shard: &Shard) {
         for team in &shard.teams {
-            render_team(team, core, t, &wins, &mut fams, &mut cur, &mut tot, &mut sums);
+            render_team(team, self.core, self.t, &self.wins, &mut self.fams, &mut self.cur, &mut self.tot, &mut self.sums);
         }
     }
 
-    let mut last = "";
-    for (i, f) in WINDOW_FAMILIES.iter().enumerate() {
-        if f.name == last {
-            continue;
+    /// Writes every family (HELP, TYPE, series) into `out`.
+    pub fn finish(self, out: &mut String) {
+        let Renderer { core, fams, cur, .. } = self;
+        let mut last = "";
+        for (i, f) in WINDOW_FAMILIES.iter().enumerate() {
+            if f.name == last {
+                continue;
+            }
+            last = f.name;
+            family(out, f.name, f.help, "gauge", &fams.bufs[fams.slot[i]]);
         }
-        last = f.name;
-        family(out, f.name, f.help, "gauge", &fams.bufs[fams.slot[i]]);
-    }
-    family(out, "sales_open_deals", "Deals created and not yet won, lost or expired.", "gauge", &cur.open_deals);
-    family(out, "sales_pipeline_value", "Sum of the amounts of the open deals.", "gauge", &cur.pipeline_value);
-    family(out, "sales_quota", "Quota in force for the current month or quarter.", "gauge", &cur.quota);
-    let mut bench = String::new();
-    for b in &core.cfg.benchmarks {
-        let mut labels = vec![("kpi", b.kpi.as_str()), ("bound", b.bound.as_str())];
-        if let Some(team) = &b.team {
-            labels.push(("team", team.as_str()));
+        family(out, "sales_open_deals", "Deals created and not yet won, lost or expired.", "gauge", &cur.open_deals);
+        family(out, "sales_pipeline_value", "Sum of the amounts of the open deals.", "gauge", &cur.pipeline_value);
+        family(out, "sales_quota", "Quota in force for the current month or quarter.", "gauge", &cur.quota);
+        let mut bench = String::new();
+        for b in &core.cfg.benchmarks {
+            let mut labels = vec![("kpi", b.kpi.as_str()), ("bound", b.bound.as_str())];
+            if let Some(team) = &b.team {
+                labels.push(("team", team.as_str()));
+            }
+            series(&mut bench, "sales_benchmark", &labels, b.value);
         }
-        series(&mut bench, "sales_benchmark", &labels, b.value);
+        family(out, "sales_benchmark", "Configured benchmark of a KPI (bound min, target or max); a team override has a team label.", "gauge", &bench);
+        family(out, "sales_events_total", "Applied events by team, rep and type.", "counter", &cur.events);
     }
-    family(out, "sales_benchmark", "Configured benchmark of a KPI (bound min, target or max); a team override has a team label.", "gauge", &bench);
-    family(out, "sales_events_total", "Applied events by team, rep and type.", "counter", &cur.events);
 }
 
 /// Renders into a fresh string.

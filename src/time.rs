@@ -167,6 +167,7 @@ pub fn parse_duration(s: &str) -> Option<Micros> {
     let (n, unit) = s.split_at(unit_at);
     let n: i64 = n.parse().ok()?;
     let unit = match unit {
+        "ms" => 1_000,
         "s" => MICROS_PER_SEC,
         "m" => MICROS_PER_MIN,
         "h" => MICROS_PER_HOUR,

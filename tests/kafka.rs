@@ -8,225 +8,13 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use common::kafka::*;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::ClientConfig;
-use salespulse::gen::{GenConfig, Generator};
-
-const BIN: &str = env!("CARGO_BIN_EXE_salespulse");
-
-fn bootstrap(test: &str) -> Option<String> {
-    match std::env::var("KAFKA_BOOTSTRAP") {
-        Ok(b) if !b.is_empty() => Some(b),
-        _ => {
-            if std::env::var_os("CI").is_some() {
-                panic!("{test}: KAFKA_BOOTSTRAP is not set in CI (scripts/test.sh starts the broker)");
-            }
-            eprintln!("\n*** SKIPPED {test}: KAFKA_BOOTSTRAP is not set; run `scripts/kafka.sh start` and export KAFKA_BOOTSTRAP=127.0.0.1:19092 ***\n");
-            None
-        }
-    }
-}
-
-fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    format!("{name}-{}-{nanos}", std::process::id())
-}
-
-fn create_topic(bs: &str, topic: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", bs).create().expect("admin client");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    let t = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
-    let r = rt.block_on(admin.create_topics([&t], &AdminOptions::new())).expect("create topics");
-    for x in r {
-        x.expect("topic created");
-    }
-}
-
-fn produce(bs: &str, topic: &str, lines: &[(String, String)]) {
-    let p: ThreadedProducer<DefaultProducerContext> =
-        ClientConfig::new().set("bootstrap.servers", bs).set("enable.idempotence", "true").create().expect("producer");
-    for (key, line) in lines {
-        let mut rec = BaseRecord::to(topic).key(key.as_bytes()).payload(line.as_bytes());
-        loop {
-            match p.send(rec) {
-                Ok(()) => break,
-                Err((_, r)) => {
-                    rec = r;
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-            }
-        }
-    }
-    p.flush(Duration::from_secs(60)).expect("flush");
-}
-
-fn stream(cfg: GenConfig) -> Vec<(String, String)> {
-    Generator::new(cfg).map(|e| (e.team_id, e.line)).collect()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
-}
-
-fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).ok()?;
-    let code = buf.split_whitespace().nth(1)?.parse().ok()?;
-    let body = buf.split_once("\r\n\r\n").map(|x| x.1.to_string()).unwrap_or_default();
-    Some((code, body))
-}
-
-/// The reference: `salespulse replay` of the lines.
-fn replay(dir: &Path, lines: &[(String, String)]) -> BTreeMap<String, f64> {
-    let file = dir.join("events.ndjson");
-    let mut text = String::new();
-    for (_, l) in lines {
-        text.push_str(l);
-        text.push('\n');
-    }
-    std::fs::write(&file, text).expect("write events");
-    let out = Command::new(BIN).args(["replay", "-q"]).arg(&file).output().expect("replay");
-    assert!(out.status.success(), "replay failed: {}", String::from_utf8_lossy(&out.stderr));
-    sales_only(&parse_exposition(&String::from_utf8_lossy(&out.stdout)))
-}
-
-fn total(m: &BTreeMap<String, f64>, family: &str) -> f64 {
-    m.iter().filter(|(k, _)| k.starts_with(&format!("{family}{{"))).map(|(_, v)| v).sum()
-}
-
-struct Engine {
-    child: Option<Child>,
-    port: u16,
-    config: PathBuf,
-    log: PathBuf,
-}
-
-impl Engine {
-    fn start(dir: &Path, name: &str, bs: &str, topic: &str, group: &str) -> Engine {
-        let port = free_port();
-        let config = dir.join(format!("{name}.toml"));
-        std::fs::write(
-            &config,
-            format!(
-                "[kafka]\nbrokers = \"{bs}\"\ntopics = [\"{topic}\"]\ngroup_id = \"{group}\"\ndlq_topic = \"{topic}-dlq\"\n\
-                 checkpoint_topic = \"{topic}-ckpt\"\ncheckpoint_interval_s = 1\n[http]\nlisten = \"127.0.0.1:{port}\"\n\
-                 [clock]\nmode = \"event\"\n[log]\nlevel = \"info,rdkafka=warn\"\n"
-            ),
-        )
-        .expect("write config");
-        let log = dir.join(format!("{name}.log"));
-        let mut e = Engine { child: None, port, config, log };
-        e.spawn();
-        e
-    }
-
-    fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log file");
-        let child = Command::new(BIN)
-            .args(["run", "--config"])
-            .arg(&self.config)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn engine");
-        self.child = Some(child);
-    }
-
-    fn scrape(&self) -> Option<BTreeMap<String, f64>> {
-        let (code, body) = http_get(self.port, "/metrics")?;
-        (code == 200).then(|| parse_exposition(&body))
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// SIGTERM; returns the exit status code.
-    fn terminate(&mut self) -> Option<i32> {
-        let mut c = self.child.take()?;
-        let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(Some(s)) = c.try_wait() {
-                return s.code();
-            }
-            if Instant::now() > deadline {
-                let _ = c.kill();
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn log_tail(&self) -> String {
-        let t = std::fs::read_to_string(&self.log).unwrap_or_default();
-        t.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
-    }
-}
-
-impl Drop for Engine {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
-/// Polls the engines until the sum of their `sales_*` series equals `want`
-/// (every applied event counted), then returns the merged `sales_*` map.
-fn wait_equal(engines: &[&Engine], want: &BTreeMap<String, f64>, timeout: Duration) -> BTreeMap<String, f64> {
-    let deadline = Instant::now() + timeout;
-    let want_events = total(want, "sales_events_total");
-    let mut last = BTreeMap::new();
-    while Instant::now() < deadline {
-        let mut merged: BTreeMap<String, f64> = BTreeMap::new();
-        let mut ok = true;
-        for e in engines {
-            match e.scrape() {
-                Some(m) => {
-                    for (k, v) in sales_only(&m) {
-                        if k.starts_with("sales_benchmark{") {
-                            merged.insert(k, v);
-                        } else {
-                            *merged.entry(k).or_insert(0.0) += v;
-                        }
-                    }
-                }
-                None => ok = false,
-            }
-        }
-        if ok && total(&merged, "sales_events_total") == want_events && diff(want, &merged).is_empty() {
-            return merged;
-        }
-        last = merged;
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    let d = diff(want, &last);
-    let logs: Vec<String> = engines.iter().map(|e| e.log_tail()).collect();
-    panic!(
-        "engines did not reach replay's KPIs within {timeout:?}: events {} of {want_events}; {} differences, first: {:?}\nlogs:\n{}",
-        total(&last, "sales_events_total"),
-        d.len(),
-        d.iter().take(10).collect::<Vec<_>>(),
-        logs.join("\n-----\n")
-    );
-}
+use salespulse::gen::GenConfig;
 
 fn small_stream(seed: u64, broken: f64) -> Vec<(String, String)> {
     stream(GenConfig { seed, teams: 4, reps_per_team: 5, days: 8, disorder_s: 60, redeliver_ratio: 0.02, broken_ratio: broken, ..GenConfig::default() })
@@ -350,4 +138,45 @@ fn poison_messages_go_to_the_dead_letter_topic() {
     got.sort();
     assert_eq!(got.len(), want_bad.len(), "dead letters");
     assert_eq!(got, want_bad);
+}
+
+/// Fifty clients hammer `/metrics` (wrk, 50 connections) while the engine
+/// drains a backlog: every response is a complete exposition, and the drain
+/// still reaches replay's KPIs and zero lag (one render at a time, shared by
+/// all of them, never stops the fold workers).
+#[test]
+fn fifty_scrapers_during_a_drain_get_complete_responses() {
+    let Some(bs) = bootstrap("fifty_scrapers_during_a_drain_get_complete_responses") else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let topic = unique("scrapers");
+    create_topic(&bs, &topic, 4);
+    let lines = stream(GenConfig { seed: 15, teams: 20, reps_per_team: 10, days: 24, ..GenConfig::default() });
+    let want = replay(dir.path(), &lines);
+    produce(&bs, &topic, &lines);
+    let e = Engine::start(dir.path(), "a", &bs, &topic, &unique("g"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while http_get(e.port, "/healthz").map(|x| x.0) != Some(200) {
+        assert!(Instant::now() < deadline, "engine not serving: {}", e.log_tail());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/wrk/complete-metrics.lua");
+    let wrk = std::process::Command::new("wrk")
+        .args(["-t", "2", "-c", "50", "-d", "600s", "--timeout", "30s", "-s", script])
+        .arg(format!("http://127.0.0.1:{}/metrics", e.port))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("wrk (scripts/install-deps.sh installs it)");
+    wait_equal(&[&e], &want, Duration::from_secs(240));
+    wait_lag_zero(&[&e], &topic, 4, Duration::from_secs(60));
+    let _ = std::process::Command::new("kill").args(["-INT", &wrk.id().to_string()]).status();
+    let out = wrk.wait_with_output().expect("wrk output");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let count = |k: &str| -> u64 {
+        text.split_whitespace().find_map(|w| w.strip_prefix(&format!("{k}="))).and_then(|v| v.parse().ok()).unwrap_or(u64::MAX)
+    };
+    assert!(count("complete") > 50 && count("complete") != u64::MAX, "too few responses:\n{text}");
+    assert_eq!(count("incomplete"), 0, "incomplete responses:\n{text}");
+    assert!(!text.contains("Non-2xx") && !text.contains("Socket errors"), "wrk saw errors:\n{text}");
+    eprintln!("{text}");
 }

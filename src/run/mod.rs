@@ -7,10 +7,12 @@
 //! Must not touch: KPI semantics.
 //!
 //! Threads: the consume loop runs on its own OS thread (blocking
-//! `BaseConsumer::poll`, as quickwit's Kafka source does); the HTTP server on
-//! a small tokio runtime. They share the partitions' shards behind one
-//! mutex: ingestion takes it per message, a scrape for the duration of the
-//! render.
+//! `BaseConsumer::poll` of the main queue: rebalances, errors, checkpoints
+//! and lag, as quickwit's Kafka source does); fold workers
+//! ([`worker`]) drain the partitions' own queues; the HTTP server runs on a
+//! small tokio runtime. Each partition's shard sits behind its own lock
+//! ([`parts`]): a worker takes it per batch, a checkpoint or a scrape one
+//! partition at a time.
 //!
 //! Shutdown: the first SIGTERM/SIGINT stops fetching; the consume thread
 //! writes a final checkpoint (state + offsets in one transaction) and
@@ -19,10 +21,14 @@
 
 pub mod checkpoint;
 pub mod demo;
+pub mod faults;
 pub mod http;
 pub mod kafka;
+pub mod parts;
 pub mod produce;
 pub mod selfmetrics;
+pub mod web;
+pub mod worker;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -60,6 +66,8 @@ async fn create_topics(settings: &Settings) -> Result<(), RunError> {
 /// Runs until SIGTERM/SIGINT. Blocking; builds its own runtime.
 pub fn run(cfg: Config) -> Result<(), RunError> {
     let core_cfg = cfg.core().map_err(|e| RunError::Other(e.to_string()))?;
+    let web = load_web_config(&cfg)?;
+    let scrape_cache = cfg.http.scrape_cache().map_err(|e| RunError::Other(e.to_string()))?;
     let clock = match cfg.clock.mode {
         ClockMode::Wall => Clock::Wall,
         ClockMode::Event => Clock::Event,
@@ -95,6 +103,8 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
         (cfg.kafka.brokers.clone(), true)
     };
     let settings = Settings { kafka: cfg.kafka.clone(), brokers, transactional };
+    // Demo mode: the bridge's ingest routes on this port, into the demo broker.
+    let ingest = if transactional { None } else { Some(rt.block_on(async { crate::bridge::demo_router(&cfg, &settings.brokers) }).map_err(|e| RunError::Other(e.to_string()))?) };
     if transactional {
         rt.block_on(create_topics(&settings))?;
     }
@@ -102,7 +112,10 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
     let listener = rt
         .block_on(tokio::net::TcpListener::bind(&cfg.http.listen))
         .map_err(|e| RunError::Other(format!("cannot listen on {}: {e}", cfg.http.listen)))?;
-    info!(listen = %cfg.http.listen, "serving /metrics, /healthz, /readyz");
+    info!(
+        listen = %cfg.http.listen, tls = web.tls.is_some(), basic_auth = web.auth.enabled(),
+        "serving /metrics, /api/v1/status, /healthz, /readyz"
+    );
 
     let consumer = {
         let (engine, settings, shutdown) = (engine.clone(), settings.clone(), shutdown.clone());
@@ -133,7 +146,8 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         };
-        if let Err(e) = axum::serve(listener, http::router(engine.clone())).with_graceful_shutdown(done).await {
+        let app = http::router(http::Http::new(engine.clone(), scrape_cache), web.auth.clone(), ingest);
+        if let Err(e) = serve(listener, app, web.tls.clone(), done).await {
             warn!(error = %e, "http server");
         }
     });
@@ -145,7 +159,45 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
     result
 }
 
-async fn wait_signal() {
+/// `http.web_config_file`, validated (an error stops the start).
+fn load_web_config(cfg: &Config) -> Result<web::WebConfig, RunError> {
+    let path = cfg.http.web_config_file.trim();
+    if path.is_empty() {
+        return Ok(web::WebConfig::open());
+    }
+    let w = web::WebConfig::load(std::path::Path::new(path)).map_err(|e| RunError::Other(e.to_string()))?;
+    if w.auth.enabled() && w.tls.is_none() {
+        warn!("basic_auth_users without tls_server_config: passwords cross the network in clear text");
+    }
+    Ok(w)
+}
+
+/// Serves `app` on `listener`, over TLS when `tls` is set, until `done`.
+async fn serve(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    done: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    match tls {
+        None => axum::serve(listener, app).with_graceful_shutdown(done).await,
+        Some(cfg) => {
+            let handle = axum_server::Handle::new();
+            let h = handle.clone();
+            tokio::spawn(async move {
+                done.await;
+                h.graceful_shutdown(Some(Duration::from_secs(5)));
+            });
+            let std_listener = listener.into_std()?;
+            axum_server::from_tcp_rustls(std_listener, axum_server::tls_rustls::RustlsConfig::from_config(cfg))?
+                .handle(handle)
+                .serve(app.into_make_service())
+                .await
+        }
+    }
+}
+
+pub(crate) async fn wait_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

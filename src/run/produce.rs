@@ -44,6 +44,7 @@ pub fn produce(
     brokers: &str,
     topic: &str,
     properties: &[(String, String)],
+    rate: Option<u64>,
     input: &mut dyn BufRead,
     progress: &mut dyn FnMut(u64),
 ) -> Result<ProduceSummary, RunError> {
@@ -82,6 +83,13 @@ pub fn produce(
         }
         super::kafka::send(&producer, rec)?;
         summary.sent += 1;
+        if let Some(r) = rate.filter(|r| *r > 0) {
+            // Steady pacing: never ahead of `rate` events per second.
+            let due = Duration::from_secs_f64(summary.sent as f64 / r as f64);
+            if let Some(wait) = due.checked_sub(start.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
         if summary.sent % 10_000 == 0 {
             progress(summary.sent);
         }

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use hdrhistogram::Histogram;
 use prometheus::{Encoder, GaugeVec, Histogram as PHistogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 
-use crate::engine::Outcome;
+use crate::engine::Stats;
 use crate::event::InvalidReason;
 
 pub struct SelfMetrics {
@@ -27,6 +27,7 @@ pub struct SelfMetrics {
     pub render_duration: PHistogram,
     pub kafka_errors: IntCounter,
     pub rebalances: IntCounter,
+    pub restore_rebuilds: IntCounter,
     pub assigned: IntGauge,
     pub ready: IntGauge,
     pub build_info: GaugeVec,
@@ -58,6 +59,10 @@ impl SelfMetrics {
         )?;
         let kafka_errors = IntCounter::new("salespulse_kafka_errors_total", "Errors reported by the Kafka client.")?;
         let rebalances = IntCounter::new("salespulse_rebalances_total", "Consumer group rebalances (assignments and revocations).")?;
+        let restore_rebuilds = IntCounter::new(
+            "salespulse_restore_rebuilds_total",
+            "Partitions whose checkpoint could not be restored, rebuilt from the earliest retained event.",
+        )?;
         let assigned = IntGauge::new("salespulse_assigned_partitions", "Partitions assigned to this instance.")?;
         let ready = IntGauge::new("salespulse_ready", "1 when state is restored and partitions are assigned.")?;
         let build_info = GaugeVec::new(Opts::new("salespulse_build_info", "Build information; the value is 1."), &["version"])?;
@@ -79,6 +84,7 @@ impl SelfMetrics {
         r.register(Box::new(render_duration.clone()))?;
         r.register(Box::new(kafka_errors.clone()))?;
         r.register(Box::new(rebalances.clone()))?;
+        r.register(Box::new(restore_rebuilds.clone()))?;
         r.register(Box::new(assigned.clone()))?;
         r.register(Box::new(ready.clone()))?;
         r.register(Box::new(build_info.clone()))?;
@@ -96,6 +102,7 @@ impl SelfMetrics {
             render_duration,
             kafka_errors,
             rebalances,
+            restore_rebuilds,
             assigned,
             ready,
             build_info,
@@ -103,18 +110,32 @@ impl SelfMetrics {
         })
     }
 
-    /// Counts one outcome.
-    pub fn count(&self, o: &Outcome) {
-        self.events.with_label_values(&[o.result()]).inc();
-        if let Outcome::Invalid(i) = o {
-            self.invalid.with_label_values(&[i.reason.as_str()]).inc();
+    /// Counts the outcomes of a batch: `after - before` of a shard's stats.
+    pub fn count_batch(&self, before: &Stats, after: &Stats) {
+        let add = |result: &str, n: u64| {
+            if n > 0 {
+                self.events.with_label_values(&[result]).inc_by(n);
+            }
+        };
+        add("applied", after.applied - before.applied);
+        add("duplicate", after.duplicate - before.duplicate);
+        add("late", after.late - before.late);
+        add("invalid", after.invalid_total() - before.invalid_total());
+        for r in InvalidReason::ALL {
+            let n = after.invalid[r.index()] - before.invalid[r.index()];
+            if n > 0 {
+                self.invalid.with_label_values(&[r.as_str()]).inc_by(n);
+            }
         }
     }
 
-    /// Records the time from Kafka append to applied, in microseconds.
-    pub fn observe_latency(&self, micros: i64) {
+    /// Records the append-to-applied latencies (microseconds) of a batch
+    /// under one lock.
+    pub fn observe_latencies(&self, micros: impl IntoIterator<Item = i64>) {
         if let Ok(mut h) = self.latency.lock() {
-            let _ = h.record(micros.clamp(1, 3_600_000_000) as u64);
+            for m in micros {
+                let _ = h.record(m.clamp(1, 3_600_000_000) as u64);
+            }
         }
     }
 
@@ -141,15 +162,30 @@ impl SelfMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::Outcome;
 
     #[test]
     fn exposition_names() {
         let m = SelfMetrics::new().unwrap();
-        m.count(&Outcome::Applied);
-        m.observe_latency(2_500);
+        let before = Stats::default();
+        let mut after = Stats::default();
+        after.count(&Outcome::Applied);
+        after.count(&Outcome::Applied);
+        after.count(&Outcome::Duplicate);
+        after.count(&Outcome::Invalid(crate::event::Invalid::bare(InvalidReason::Json)));
+        m.count_batch(&before, &after);
+        m.observe_latencies([2_500, 4_000]);
         let mut s = String::new();
         m.render(&mut s);
-        for name in ["salespulse_events_total{result=\"applied\"} 1", "salespulse_invalid_events_total{reason=\"json\"} 0", "salespulse_build_info", "salespulse_event_visible_latency_seconds_count 1"] {
+        for name in [
+            "salespulse_events_total{result=\"applied\"} 2",
+            "salespulse_events_total{result=\"duplicate\"} 1",
+            "salespulse_events_total{result=\"invalid\"} 1",
+            "salespulse_invalid_events_total{reason=\"json\"} 1",
+            "salespulse_invalid_events_total{reason=\"future\"} 0",
+            "salespulse_build_info",
+            "salespulse_event_visible_latency_seconds_count 2",
+        ] {
             assert!(s.contains(name), "{name} missing in\n{s}");
         }
     }

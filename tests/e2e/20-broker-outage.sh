@@ -20,22 +20,9 @@ cd "$root"
 name=$(basename "$0")
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
-need_kafka_or_skip
-ours=$(scripts/kafka.sh env 2>/dev/null | sed -n 's/^KAFKA_BOOTSTRAP=//p' || true)
-if [ "$ours" != "$KAFKA_BOOTSTRAP" ]; then
-  echo "*** SKIPPED $name: KAFKA_BOOTSTRAP=$KAFKA_BOOTSTRAP is not this checkout's broker (scripts/kafka.sh), which this test would stop and restart ***"
-  exit 0
-fi
+need_own_broker_or_skip
 bin=$root/target/release/salespulse
 [ -x "$bin" ] || die "$bin not built (cargo build --release)"
-
-# What it takes to start the same broker again: its ports and its data.
-export KAFKA_PORT=${KAFKA_BOOTSTRAP##*:}
-export KAFKA_CONTROLLER_PORT
-KAFKA_CONTROLLER_PORT=$(sed -n 's/^controller.quorum.bootstrap.servers=.*:\([0-9]*\)$/\1/p' .kafka/server.properties)
-export KAFKA_DATA_DIR
-KAFKA_DATA_DIR=$(sed -n 's/^KAFKA_DATA_DIR=//p' .kafka/broker.env)
-[ -n "$KAFKA_CONTROLLER_PORT" ] && [ -n "$KAFKA_DATA_DIR" ] || die "cannot read the running broker's controller port and data dir from .kafka/"
 
 work=$(mktemp -d /tmp/salespulse-outage.XXXXXX)
 engine_pid=""
@@ -73,27 +60,7 @@ engine_config "$work/salespulse.toml" "$topic" "$port"
 engine_pid=$!
 
 # Every sales_* series of the engine equals the reference (1e-9 relative).
-same_as() {
-  curl -fsS "$engine/metrics" > "$work/got.prom" && python3 - "$1" "$work/got.prom" <<'PY'
-import re, sys
-def load(path):
-    out = {}
-    for line in open(path):
-        if not line.startswith("sales_"):
-            continue
-        m = re.match(r'^([a-z_0-9]+)(?:\{(.*)\})? (\S+)$', line.strip())
-        labels = ",".join(sorted(re.findall(r'[a-z_]+="[^"]*"', m.group(2) or "")))
-        out[m.group(1) + "{" + labels + "}"] = float(m.group(3))
-    return out
-want, got = load(sys.argv[1]), load(sys.argv[2])
-bad = [k for k in want.keys() | got.keys()
-       if k not in want or k not in got or abs(want[k] - got[k]) > 1e-9 * max(1.0, abs(want[k]))]
-if bad:
-    print(f"{len(bad)} of {len(want)} series differ, e.g. " + "; ".join(
-        f"{k}: want {want.get(k)} got {got.get(k)}" for k in sorted(bad)[:3]), file=sys.stderr)
-    sys.exit(1)
-PY
-}
+same_as() { same_kpis "$1" "$engine/metrics"; }
 
 wait_for 120 "engine ready" status_is "$engine/readyz" 200
 wait_for 180 "engine shows replay's KPIs of the first half ($half events)" same_as "$work/want-first.prom"
