@@ -192,7 +192,15 @@ fn replay(file: &str, now: Option<&str>, config: Option<PathBuf>, quiet: bool) -
     // the configured benchmarks then).
     let t = shard.clock(&core, wall_now());
     let mut out = String::with_capacity(1 << 20);
-    salespulse::render::render(&[&shard], &core, t.unwrap_or_else(wall_now), &mut out);
+    let report = salespulse::render::render(&[&shard], &core, t.unwrap_or_else(wall_now), &mut out);
+    if report.dropped > 0 {
+        eprintln!(
+            "salespulse: warning: limits.max_series ({}) exceeded: {} series dropped ({})",
+            report.max_series,
+            report.dropped,
+            report.summary()
+        );
+    }
     let stdout = io::stdout();
     let mut w = BufWriter::new(stdout.lock());
     w.write_all(out.as_bytes())?;
