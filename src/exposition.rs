@@ -435,7 +435,8 @@ impl Budget {
     pub fn report(&self, w: &Windows) -> Report {
         let names = slot_names();
         let mut dropped_groups = Vec::new();
-        for id in 0..self.state.len() {
+        for &id in &self.order[..self.next] {
+            let id = id as usize;
             if self.state[id] == State::Dropped && self.dropped[id] > 0 {
                 let g = self.group(id);
                 dropped_groups.push(Dropped {
@@ -467,35 +468,39 @@ pub struct Report {
     /// Series the budget dropped.
     pub dropped: usize,
     pub max_series: usize,
+    /// The groups dropped, in drop order (the last one is the group whose
+    /// series, put back, would exceed the budget again).
     pub dropped_groups: Vec<Dropped>,
 }
 
 impl Report {
-    /// The dropped groups in a few words, one entry per level and family:
-    /// `rep sales_connects[1h,today]; rep sales_events_total`.
+    /// The dropped groups in a few words, one entry per level and family in
+    /// drop order: `rep sales_connect_ratio[1h,today]; rep sales_quota`.
     pub fn summary(&self) -> String {
+        let mut entries: Vec<(Level, &str, Vec<&str>)> = Vec::new();
+        for d in &self.dropped_groups {
+            let i = match entries.iter().position(|e| e.0 == d.level && e.1 == d.family) {
+                Some(i) => i,
+                None => {
+                    entries.push((d.level, d.family, Vec::new()));
+                    entries.len() - 1
+                }
+            };
+            entries[i].2.extend(d.window.as_deref());
+        }
         let mut out = String::new();
-        let mut i = 0;
-        while i < self.dropped_groups.len() {
-            let d = &self.dropped_groups[i];
-            let mut j = i;
-            let mut windows = Vec::new();
-            while j < self.dropped_groups.len() && self.dropped_groups[j].level == d.level && self.dropped_groups[j].family == d.family {
-                windows.extend(self.dropped_groups[j].window.as_deref());
-                j += 1;
-            }
+        for (level, family, windows) in entries {
             if !out.is_empty() {
                 out.push_str("; ");
             }
-            out.push_str(d.level.as_str());
+            out.push_str(level.as_str());
             out.push(' ');
-            out.push_str(d.family);
+            out.push_str(family);
             if !windows.is_empty() {
                 out.push('[');
                 out.push_str(&windows.join(","));
                 out.push(']');
             }
-            i = j;
         }
         out
     }

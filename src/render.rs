@@ -122,8 +122,9 @@ struct Out {
 }
 
 impl Out {
-    /// Drops groups while over budget and reclaims their lines once a slot
-    /// is mostly dead (so memory stays within about twice the budget).
+    /// Drops groups while over budget and reclaims their lines once a quarter
+    /// of a slot is dead (so the buffers stay within a few tenths above the
+    /// budget's bytes).
     fn enforce(&mut self) {
         let Out { fams, budget } = self;
         let mut any = false;
@@ -133,7 +134,7 @@ impl Out {
         });
         if any {
             for s in 0..fams.bufs.len() {
-                if fams.dead[s] > 0 && fams.dead[s] * 2 >= fams.bufs[s].len() {
+                if fams.dead[s] > 0 && fams.dead[s] * 4 >= fams.bufs[s].len() {
                     fams.compact(s, budget);
                 }
             }
@@ -405,18 +406,29 @@ impl<'c> Renderer<'c> {
             if fams.dead[s] > 0 {
                 fams.compact(s, &budget);
             }
+            // Growth slack goes before the output is allocated.
+            fams.bufs[s].shrink_to_fit();
         }
+        let current = fams.current(0);
+        let slot = fams.slot.clone();
+        let fams_slot = |i: usize| slot[i];
+        // One allocation for the output; each buffer is freed once written.
+        out.reserve(fams.bufs.iter().map(String::len).sum::<usize>() + 200 * fams.bufs.len());
+        let mut take = |s: usize| {
+            fams.tags[s] = Vec::new();
+            std::mem::take(&mut fams.bufs[s])
+        };
         let mut last = "";
         for (i, f) in WINDOW_FAMILIES.iter().enumerate() {
             if f.name == last {
                 continue;
             }
             last = f.name;
-            family(out, f.name, f.help, "gauge", &fams.bufs[fams.slot[i]]);
+            family(out, f.name, f.help, "gauge", &take(fams_slot(i)));
         }
-        family(out, "sales_open_deals", "Deals created and not yet won, lost or expired.", "gauge", &fams.bufs[fams.current(OPEN_DEALS)]);
-        family(out, "sales_pipeline_value", "Sum of the amounts of the open deals.", "gauge", &fams.bufs[fams.current(PIPELINE_VALUE)]);
-        family(out, "sales_quota", "Quota in force for the current month or quarter.", "gauge", &fams.bufs[fams.current(QUOTA)]);
+        family(out, "sales_open_deals", "Deals created and not yet won, lost or expired.", "gauge", &take(current + OPEN_DEALS));
+        family(out, "sales_pipeline_value", "Sum of the amounts of the open deals.", "gauge", &take(current + PIPELINE_VALUE));
+        family(out, "sales_quota", "Quota in force for the current month or quarter.", "gauge", &take(current + QUOTA));
         let mut bench = String::new();
         for b in &core.cfg.benchmarks {
             let mut labels = vec![("kpi", b.kpi.as_str()), ("bound", b.bound.as_str())];
@@ -426,7 +438,7 @@ impl<'c> Renderer<'c> {
             series(&mut bench, "sales_benchmark", &labels, b.value);
         }
         family(out, "sales_benchmark", "Configured benchmark of a KPI (bound min, target or max); a team override has a team label.", "gauge", &bench);
-        family(out, "sales_events_total", "Applied events by team, rep and type.", "counter", &fams.bufs[fams.current(EVENTS)]);
+        family(out, "sales_events_total", "Applied events by team, rep and type.", "counter", &take(current + EVENTS));
         budget.report(&core.cfg.windows)
     }
 }
