@@ -310,5 +310,14 @@ fn check_config(file: PathBuf) -> Result<()> {
         core.benchmarks.len(),
         if cfg.kafka.brokers.is_empty() { "embedded demo broker".to_string() } else { cfg.kafka.brokers.clone() }
     );
+    for (level, set) in [("rep", &core.profile.rep), ("team", &core.profile.team)] {
+        let windows: Vec<&str> = core.windows.defs.iter().zip(&set.windows).filter(|(_, on)| **on).map(|(d, _)| d.name.as_str()).collect();
+        println!(
+            "exposition.{level}: {} families in windows {}",
+            set.families.iter().filter(|on| **on).count(),
+            if windows.is_empty() { "(none)".to_string() } else { windows.join(", ") }
+        );
+    }
+    println!("limits: max_series {}, max_reps {}, max_reps_per_team {}", core.max_series, core.max_reps, core.max_reps_per_team);
     Ok(())
 }
