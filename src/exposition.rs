@@ -522,6 +522,29 @@ mod tests {
         assert!(DROP_ORDER.windows(2).all(|p| p[0].1 <= p[1].1));
     }
 
+    /// docs/metrics.md lists the same order.
+    #[test]
+    fn documented_drop_order() {
+        let doc = include_str!("../docs/metrics.md");
+        let mut listed = Vec::new();
+        for (row, tier) in [("| detail |", Tier::Detail), ("| dashboard |", Tier::Dashboard), ("| alert |", Tier::Alert)] {
+            let line = doc.lines().find(|l| l.starts_with(row)).unwrap_or_else(|| panic!("no {row} row in docs/metrics.md"));
+            let (windowed, current) = line.split_once("no window:").unwrap_or((line, ""));
+            let names = |s: &str| s.split('`').skip(1).step_by(2).map(str::to_owned).collect::<Vec<_>>();
+            let mut fams = names(windowed);
+            fams.extend(names(current));
+            listed.extend(fams.into_iter().map(|f| (f, tier)));
+        }
+        // the table puts each tier's families without a window last
+        let mut want: Vec<(String, Tier)> = Vec::new();
+        for tier in [Tier::Detail, Tier::Dashboard, Tier::Alert] {
+            let of_tier = DROP_ORDER.iter().filter(|(_, t)| *t == tier);
+            want.extend(of_tier.clone().filter(|(f, _)| !CURRENT_FAMILIES.contains(f)).map(|(f, t)| (f.to_string(), *t)));
+            want.extend(of_tier.filter(|(f, _)| CURRENT_FAMILIES.contains(f)).map(|(f, t)| (f.to_string(), *t)));
+        }
+        assert_eq!(listed, want);
+    }
+
     #[test]
     fn default_window_drop_order() {
         let w = Windows::default_utc();

@@ -139,15 +139,6 @@ fn flood(team_of: impl Fn(usize) -> String) -> Flood {
     Flood { shard, text, report, plain, applied, cardinality, heap_at_limit: heap_at_limit.unwrap_or(heap_after), heap_after, render_peak }
 }
 
-fn label<'a>(key: &'a str, name: &str) -> Option<&'a str> {
-    let labels = key.split_once('{')?.1.trim_end_matches('}');
-    labels.split(',').find_map(|kv| kv.strip_prefix(name)?.strip_prefix("=\"")?.strip_suffix('"'))
-}
-
-fn family(key: &str) -> &str {
-    key.split('{').next().unwrap_or(key)
-}
-
 /// Team-level series of the flooded fold against the fold without rep ids.
 fn assert_team_kpis_exact(f: &Flood, got: &BTreeMap<String, f64>) {
     let team_level = |m: &BTreeMap<String, f64>| -> BTreeMap<String, f64> {

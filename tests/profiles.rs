@@ -55,15 +55,6 @@ fn data() -> &'static Data {
     })
 }
 
-fn label<'a>(key: &'a str, name: &str) -> Option<&'a str> {
-    let labels = key.split_once('{')?.1.trim_end_matches('}');
-    labels.split(',').find_map(|kv| kv.strip_prefix(name)?.strip_prefix("=\"")?.strip_suffix('"'))
-}
-
-fn family(key: &str) -> &str {
-    key.split('{').next().unwrap_or(key)
-}
-
 /// (level, family, window) of a KPI series; `None` for `sales_benchmark`.
 fn group(key: &str) -> Option<(u8, &str, Option<&str>)> {
     let f = family(key);
