@@ -1,5 +1,6 @@
 //! Render time of the KPI exposition for 10 k and 100 k reps at the default
-//! windows. `cargo bench --bench render`.
+//! windows, without a series budget and (100 k) under the default 2 M one.
+//! `cargo bench --bench render`.
 //!
 //! State: reps in teams of 10, each with a day of activity (calls, emails,
 //! leads, meetings, a won deal, quota) spread over the last 24 hours, so most
@@ -15,7 +16,8 @@ const NOW: &str = "2026-11-18T16:00:00Z";
 
 fn build(reps: usize) -> (Core, Shard) {
     let now = parse_rfc3339(NOW).unwrap_or(0);
-    let core = Core::new(CoreConfig { max_reps: reps + 1, ..CoreConfig::default() }, Clock::Fixed(now));
+    // No series budget: the bench measures rendering every series.
+    let core = Core::new(CoreConfig { max_reps: reps + 1, max_series: usize::MAX, ..CoreConfig::default() }, Clock::Fixed(now));
     let mut shard = Shard::new();
     let mut id = 0u64;
     let mut line = String::new();
@@ -61,6 +63,22 @@ fn render(c: &mut Criterion) {
             })
         });
     }
+    // The same 100 k reps under the default budget (2 M series): the
+    // groups beyond it are counted, not written.
+    let (core, shard) = build(100_000);
+    let core = Core::new(CoreConfig { max_series: 2_000_000, ..core.cfg.clone() }, Clock::Fixed(now));
+    let mut out = String::new();
+    let report = salespulse::render::render(&[&shard], &core, now, &mut out);
+    eprintln!("render bench: 100000 reps, budget 2 M -> {} series, {} dropped", report.series, report.dropped);
+    g.throughput(criterion::Throughput::Elements((report.series + report.dropped) as u64));
+    g.bench_function("100000_reps_budget_2M", |b| {
+        let mut out = String::with_capacity(out.len());
+        b.iter(|| {
+            out.clear();
+            salespulse::render::render(&[&shard], &core, now, &mut out);
+            out.len()
+        })
+    });
     g.finish();
 }
 

@@ -156,3 +156,18 @@ PY
   rm -f "$got"
   return $rc
 }
+
+# kafka_for_bench: sets KAFKA_BOOTSTRAP to the given broker, else to this
+# checkout's (started if it does not run; then `started=1`, for the caller
+# to stop it with scripts/kafka.sh stop).
+kafka_for_bench() {
+  started=0
+  if [ -z "${KAFKA_BOOTSTRAP:-}" ]; then
+    if ! scripts/kafka.sh status >/dev/null 2>&1; then
+      scripts/kafka.sh start >/dev/null
+      started=1
+    fi
+    KAFKA_BOOTSTRAP=$(scripts/kafka.sh env | sed -n 's/^KAFKA_BOOTSTRAP=//p')
+  fi
+  export KAFKA_BOOTSTRAP
+}

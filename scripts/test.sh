@@ -14,6 +14,8 @@
 #   4. cargo test --release --locked -- --test-threads=2
 #   5. tests/reference/compare.py             (an independent Python implementation of the
 #                                              contract against `replay` on ~120 streams and cases)
+#      scripts/check-profile-coverage.py      (config/large-org.toml exports every series the
+#                                              dashboards and rules read)
 #   6. promtool check rules / test rules      (deploy/prometheus; skipped if absent)
 #   7. dashboard-linter lint --strict         (deploy/grafana/dashboards/*.json; skipped if absent)
 #   8. scripts/check-deploy.py                (YAML/JSON parse, compose/k8s/Dockerfile references)
@@ -129,6 +131,10 @@ pass
 # ---------------------------------------------------------------- 5. independent reference
 begin "reference check (tests/reference/compare.py)"
 python3 tests/reference/compare.py
+pass
+
+begin "profile coverage (scripts/check-profile-coverage.py config/large-org.toml)"
+python3 scripts/check-profile-coverage.py config/large-org.toml
 pass
 
 # ---------------------------------------------------------------- 6. Prometheus rules

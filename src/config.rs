@@ -19,6 +19,7 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 use crate::event::ValidationRules;
+use crate::exposition::{ExpositionConfig, Profile};
 use crate::time::{parse_duration, Micros};
 use crate::window::{WindowError, Windows};
 
@@ -69,11 +70,16 @@ impl Default for EventsConfig {
 pub struct LimitsConfig {
     pub max_reps: usize,
     pub max_teams: usize,
+    /// New reps of a team beyond this are `cardinality`.
+    pub max_reps_per_team: usize,
+    /// `sales_*` series per scrape; beyond it rep-level series are dropped
+    /// (see [`crate::exposition`]).
+    pub max_series: usize,
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        LimitsConfig { max_reps: 100_000, max_teams: 10_000 }
+        LimitsConfig { max_reps: 100_000, max_teams: 10_000, max_reps_per_team: 1_000, max_series: 2_000_000 }
     }
 }
 
@@ -401,6 +407,7 @@ pub struct Config {
     pub log: LogConfig,
     pub demo: DemoConfig,
     pub bridge: BridgeConfig,
+    pub exposition: ExpositionConfig,
 }
 
 /// One `sales_benchmark` series.
@@ -443,6 +450,10 @@ pub struct CoreConfig {
     pub future_tolerance: Micros,
     pub max_reps: usize,
     pub max_teams: usize,
+    pub max_reps_per_team: usize,
+    pub max_series: usize,
+    /// What the exposition contains at rep and team level.
+    pub profile: Profile,
     pub dedup_horizon: Micros,
     pub join_horizon: Micros,
     pub deal_ttl: Micros,
@@ -514,6 +525,12 @@ impl Config {
         if c.len() != 3 || !c.bytes().all(|b| b.is_ascii_alphabetic()) {
             return Err(ConfigError::Invalid { key: "events.currency".into(), msg: format!("{c:?} is not a 3-letter ISO 4217 code") });
         }
+        for (key, v) in [("limits.max_series", self.limits.max_series), ("limits.max_reps_per_team", self.limits.max_reps_per_team)] {
+            if v == 0 {
+                return Err(ConfigError::Invalid { key: key.into(), msg: "must be above 0".into() });
+            }
+        }
+        let profile = Profile::new(&self.exposition, &windows).map_err(|e| ConfigError::Invalid { key: format!("exposition.{}.{}", e.level, e.key), msg: e.msg })?;
         if self.events.max_message_bytes == 0 {
             return Err(ConfigError::Invalid { key: "events.max_message_bytes".into(), msg: "must be above 0".into() });
         }
@@ -545,6 +562,9 @@ impl Config {
             future_tolerance: duration("events.future_tolerance", &self.events.future_tolerance)?,
             max_reps: self.limits.max_reps,
             max_teams: self.limits.max_teams,
+            max_reps_per_team: self.limits.max_reps_per_team,
+            max_series: self.limits.max_series,
+            profile,
             dedup_horizon: duration("horizons.dedup", &self.horizons.dedup)?,
             join_horizon: duration("horizons.joins", &self.horizons.joins)?,
             deal_ttl: duration("horizons.deal_ttl", &self.horizons.deal_ttl)?,

@@ -349,7 +349,10 @@ impl Shard {
         if team_idx.is_none() && core.card.teams.load(Ordering::Relaxed) >= cfg.max_teams {
             return Outcome::Invalid(Invalid::bare(InvalidReason::Cardinality));
         }
-        if !rep_known && core.card.reps.load(Ordering::Relaxed) >= cfg.max_reps {
+        if !rep_known
+            && (core.card.reps.load(Ordering::Relaxed) >= cfg.max_reps
+                || team_idx.is_some_and(|ti| self.teams[ti as usize].reps.len() >= cfg.max_reps_per_team))
+        {
             return Outcome::Invalid(Invalid::bare(InvalidReason::Cardinality));
         }
 
@@ -672,6 +675,25 @@ mod tests {
         // an event without a rep on the known team is fine
         let team_only = r#"{"event_id":"z","type":"spend.recorded","occurred_at":"2026-11-15T07:00:00Z","team_id":"t1","amount":5,"category":"sales"}"#;
         assert_eq!(s.ingest(&c, team_only.as_bytes(), 0), Outcome::Applied);
+    }
+
+    #[test]
+    fn reps_per_team_limit() {
+        let mut cfg = CoreConfig::default();
+        cfg.max_reps_per_team = 2;
+        let c = Core::new(cfg, Clock::Fixed(wall()));
+        let mut s = Shard::new();
+        let ev = |id: &str, team: &str, rep: &str| {
+            line(id, "quote.sent", "2026-11-15T07:00:00Z", "").replace("\"t1\"", &format!("\"{team}\"")).replace("\"r1\"", &format!("\"{rep}\""))
+        };
+        assert_eq!(s.ingest(&c, ev("a", "t1", "r1").as_bytes(), 0), Outcome::Applied);
+        assert_eq!(s.ingest(&c, ev("b", "t1", "r2").as_bytes(), 0), Outcome::Applied);
+        // a third rep of t1 is refused, known reps and other teams are not
+        assert!(matches!(s.ingest(&c, ev("c", "t1", "r3").as_bytes(), 0), Outcome::Invalid(i) if i.reason == InvalidReason::Cardinality));
+        assert_eq!(s.ingest(&c, ev("d", "t1", "r1").as_bytes(), 0), Outcome::Applied);
+        assert_eq!(s.ingest(&c, ev("e", "t2", "r3").as_bytes(), 0), Outcome::Applied);
+        assert_eq!(s.team("t1").unwrap().reps.len(), 2);
+        assert_eq!(c.card.reps.load(Ordering::Relaxed), 3);
     }
 
     #[test]

@@ -22,6 +22,8 @@
 //! - [`engine`]: the fold of one event into a shard (pipeline order, clock,
 //!   event → delta, cardinality, compaction).
 //! - [`kpi`]: every windowed KPI family and its formula.
+//! - [`exposition`]: what a scrape may contain: the exposition profile (families
+//!   and windows per level) and the series budget's drop order.
 //! - [`render`]: streaming Prometheus exposition of a set of shards.
 //! - [`config`]: the configuration file and its validation.
 //! - [`gen`]: a seedable generator of realistic CRM event streams.
@@ -53,6 +55,7 @@ pub mod config;
 pub mod dedup;
 pub mod engine;
 pub mod event;
+pub mod exposition;
 pub mod fptable;
 pub mod gen;
 pub mod joins;

@@ -245,7 +245,15 @@ fn replay(file: &str, now: Option<&str>, config: Option<PathBuf>, quiet: bool) -
     // the configured benchmarks then).
     let t = shard.clock(&core, wall_now());
     let mut out = String::with_capacity(1 << 20);
-    salespulse::render::render(&[&shard], &core, t.unwrap_or_else(wall_now), &mut out);
+    let report = salespulse::render::render(&[&shard], &core, t.unwrap_or_else(wall_now), &mut out);
+    if report.dropped > 0 {
+        eprintln!(
+            "salespulse: warning: limits.max_series ({}) exceeded: {} series dropped ({})",
+            report.max_series,
+            report.dropped,
+            report.summary()
+        );
+    }
     let stdout = io::stdout();
     let mut w = BufWriter::new(stdout.lock());
     w.write_all(out.as_bytes())?;
@@ -415,5 +423,14 @@ fn check_config(file: PathBuf) -> Result<()> {
         if cfg.kafka.brokers.is_empty() { "embedded demo broker".to_string() } else { cfg.kafka.brokers.clone() }
     );
     println!("bridge routes: {}", bridge.routes().join(", "));
+    for (level, set) in [("rep", &core.profile.rep), ("team", &core.profile.team)] {
+        let windows: Vec<&str> = core.windows.defs.iter().zip(&set.windows).filter(|(_, on)| **on).map(|(d, _)| d.name.as_str()).collect();
+        println!(
+            "exposition.{level}: {} families in windows {}",
+            set.families.iter().filter(|on| **on).count(),
+            if windows.is_empty() { "(none)".to_string() } else { windows.join(", ") }
+        );
+    }
+    println!("limits: max_series {}, max_reps {}, max_reps_per_team {}", core.max_series, core.max_reps, core.max_reps_per_team);
     Ok(())
 }

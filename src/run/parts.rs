@@ -145,7 +145,8 @@ impl Engine {
             teams += p.shard.teams.len();
             bytes += p.shard.heap_bytes();
         }
-        r.finish(out);
+        let report = r.finish(out);
+        self.metrics.record_render(&report);
         self.metrics.state_reps.set(reps as i64);
         self.metrics.state_teams.set(teams as i64);
         self.metrics.state_bytes.set(bytes as i64);

@@ -7,12 +7,14 @@
 //! Must not touch: the `sales_*` KPI families (rendered by [`crate::render`]).
 
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use prometheus::{Encoder, GaugeVec, Histogram as PHistogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 
 use crate::engine::Stats;
 use crate::event::InvalidReason;
+use crate::exposition::Report;
 
 pub struct SelfMetrics {
     registry: Registry,
@@ -25,6 +27,9 @@ pub struct SelfMetrics {
     pub state_teams: IntGauge,
     pub state_bytes: IntGauge,
     pub render_duration: PHistogram,
+    pub series: IntGauge,
+    pub series_dropped: IntGauge,
+    budget_log: Mutex<BudgetLog>,
     pub kafka_errors: IntCounter,
     pub rebalances: IntCounter,
     pub restore_rebuilds: IntCounter,
@@ -57,6 +62,11 @@ impl SelfMetrics {
             HistogramOpts::new("salespulse_render_duration_seconds", "Time to render the KPI exposition of a scrape.")
                 .buckets(vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
         )?;
+        let series = IntGauge::new("salespulse_series", "sales_* series in the last scrape.")?;
+        let series_dropped = IntGauge::new(
+            "salespulse_series_dropped",
+            "sales_* series the series budget (limits.max_series) dropped from the last scrape.",
+        )?;
         let kafka_errors = IntCounter::new("salespulse_kafka_errors_total", "Errors reported by the Kafka client.")?;
         let rebalances = IntCounter::new("salespulse_rebalances_total", "Consumer group rebalances (assignments and revocations).")?;
         let restore_rebuilds = IntCounter::new(
@@ -82,6 +92,8 @@ impl SelfMetrics {
         r.register(Box::new(state_teams.clone()))?;
         r.register(Box::new(state_bytes.clone()))?;
         r.register(Box::new(render_duration.clone()))?;
+        r.register(Box::new(series.clone()))?;
+        r.register(Box::new(series_dropped.clone()))?;
         r.register(Box::new(kafka_errors.clone()))?;
         r.register(Box::new(rebalances.clone()))?;
         r.register(Box::new(restore_rebuilds.clone()))?;
@@ -100,6 +112,9 @@ impl SelfMetrics {
             state_teams,
             state_bytes,
             render_duration,
+            series,
+            series_dropped,
+            budget_log: Mutex::new(BudgetLog::default()),
             kafka_errors,
             rebalances,
             restore_rebuilds,
@@ -108,6 +123,26 @@ impl SelfMetrics {
             build_info,
             latency: Mutex::new(latency),
         })
+    }
+
+    /// Records what a scrape's render exported, and warns while the series
+    /// budget drops series: when what is dropped changes, else at most every
+    /// [`BUDGET_LOG_EVERY`]; once when it stops.
+    pub fn record_render(&self, r: &Report) {
+        self.series.set(r.series as i64);
+        self.series_dropped.set(r.dropped as i64);
+        let Ok(mut log) = self.budget_log.lock() else { return };
+        match log.due(r, Instant::now()) {
+            Some(BudgetNote::Dropping(summary)) => tracing::warn!(
+                dropped_series = r.dropped,
+                series = r.series,
+                max_series = r.max_series,
+                dropped = %summary,
+                "series budget exceeded: rep-level series dropped from the scrape (raise limits.max_series or export less with [exposition.rep])"
+            ),
+            Some(BudgetNote::Recovered) => tracing::info!(series = r.series, max_series = r.max_series, "series budget no longer exceeded"),
+            None => {}
+        }
     }
 
     /// Counts the outcomes of a batch: `after - before` of a shard's stats.
@@ -159,9 +194,68 @@ impl SelfMetrics {
     }
 }
 
+/// How often a persisting budget warning is repeated.
+pub const BUDGET_LOG_EVERY: Duration = Duration::from_secs(600);
+
+/// What to log about the budget after a render.
+#[derive(Debug, PartialEq, Eq)]
+enum BudgetNote {
+    Dropping(String),
+    Recovered,
+}
+
+/// Rate limit of the budget warning: one line per change, else one per
+/// [`BUDGET_LOG_EVERY`] (not one per scrape).
+#[derive(Debug, Default)]
+struct BudgetLog {
+    /// When the last warning was logged and what it named.
+    last: Option<(Instant, String)>,
+}
+
+impl BudgetLog {
+    fn due(&mut self, r: &Report, now: Instant) -> Option<BudgetNote> {
+        if r.dropped == 0 {
+            return self.last.take().map(|_| BudgetNote::Recovered);
+        }
+        let summary = r.summary();
+        let due = match &self.last {
+            None => true,
+            Some((at, s)) => *s != summary || now.duration_since(*at) >= BUDGET_LOG_EVERY,
+        };
+        if !due {
+            return None;
+        }
+        self.last = Some((now, summary.clone()));
+        Some(BudgetNote::Dropping(summary))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn budget_warning_is_rate_limited() {
+        use crate::exposition::{Dropped, Level};
+        let t0 = Instant::now();
+        let dropping = |w: &str| Report {
+            series: 10,
+            dropped: 5,
+            max_series: 10,
+            dropped_groups: vec![Dropped { level: Level::Rep, family: "sales_connects", window: Some(w.into()), series: 5 }],
+        };
+        let mut log = BudgetLog::default();
+        assert_eq!(log.due(&Report::default(), t0), None);
+        assert_eq!(log.due(&dropping("1h"), t0), Some(BudgetNote::Dropping("rep sales_connects[1h]".into())));
+        // the same every scrape: quiet until BUDGET_LOG_EVERY has passed
+        assert_eq!(log.due(&dropping("1h"), t0 + Duration::from_secs(15)), None);
+        assert_eq!(log.due(&dropping("1h"), t0 + Duration::from_secs(599)), None);
+        assert!(log.due(&dropping("1h"), t0 + BUDGET_LOG_EVERY).is_some());
+        // a change is logged at once
+        assert_eq!(log.due(&dropping("today"), t0 + BUDGET_LOG_EVERY), Some(BudgetNote::Dropping("rep sales_connects[today]".into())));
+        assert_eq!(log.due(&Report::default(), t0 + BUDGET_LOG_EVERY), Some(BudgetNote::Recovered));
+        assert_eq!(log.due(&Report::default(), t0 + BUDGET_LOG_EVERY), None);
+    }
     use crate::engine::Outcome;
 
     #[test]
@@ -184,6 +278,7 @@ mod tests {
             "salespulse_invalid_events_total{reason=\"json\"} 1",
             "salespulse_invalid_events_total{reason=\"future\"} 0",
             "salespulse_build_info",
+            "salespulse_series_dropped 0",
             "salespulse_event_visible_latency_seconds_count 2",
         ] {
             assert!(s.contains(name), "{name} missing in\n{s}");

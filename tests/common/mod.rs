@@ -83,3 +83,14 @@ pub fn fold_render(core: &Core, lines: &[String], wall: i64) -> (Shard, BTreeMap
 pub fn sales_only(m: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
     m.iter().filter(|(k, _)| k.starts_with("sales_")).map(|(k, v)| (k.clone(), *v)).collect()
 }
+
+/// The value of label `name` in a canonical series key.
+pub fn label<'a>(key: &'a str, name: &str) -> Option<&'a str> {
+    let labels = key.split_once('{')?.1.trim_end_matches('}');
+    labels.split(',').find_map(|kv| kv.strip_prefix(name)?.strip_prefix("=\"")?.strip_suffix('"'))
+}
+
+/// The family (metric name) of a series key.
+pub fn family(key: &str) -> &str {
+    key.split('{').next().unwrap_or(key)
+}

@@ -15,6 +15,10 @@
 #   3. every panel query of every dashboard returns data (scripts/check-panel-queries.py);
 #   4. SIGTERM stops the engine with exit status 0.
 #
+# With E2E_PROFILE=FILE the engine runs with that exposition profile
+# (tests/e2e/11-large-org.sh: config/large-org.toml) and the exposition is
+# checked to follow it; everything else is the same.
+#
 # Needs KAFKA_BOOTSTRAP (scripts/test.sh exports it). Without it: a loud skip
 # outside CI, a failure in CI. Rule `for:` durations are shortened to 5s and
 # Alertmanager's group waits to 1s in the test's copies; nothing else of the
@@ -64,6 +68,13 @@ scripts/kafka.sh topic "$topic" 3 >/dev/null
 
 # ---------------------------------------------------------------- the engine
 engine_config "$work/salespulse.toml" "$topic" "$engine_port"
+# E2E_PROFILE=FILE (tests/e2e/11-large-org.sh): its [exposition.*] tables
+# are appended to the engine's configuration.
+if [ -n "${E2E_PROFILE:-}" ]; then
+  [ -f "$E2E_PROFILE" ] || die "E2E_PROFILE=$E2E_PROFILE does not exist"
+  cat "$E2E_PROFILE" >> "$work/salespulse.toml"
+  say "exposition profile: $E2E_PROFILE"
+fi
 "$bin" run --config "$work/salespulse.toml" > /dev/null 2> "$work/engine.log" &
 engine_pid=$!
 pids+=("$engine_pid")
@@ -79,6 +90,20 @@ curl -fsS "$engine/metrics" > "$work/metrics.txt"
 promtool check metrics < "$work/metrics.txt" || die "promtool check metrics complains about the live exposition"
 grep '^sales_reach_upper95_ratio{' "$work/metrics.txt" | grep "rep=\"$rep\"" | grep "team=\"$team\"" | grep -q 'window="7d"' \
   || die "no 7d reach upper bound for $rep in the exposition"
+say "$(grep -c '^sales_' "$work/metrics.txt") sales_* series, $(grep '^sales_' "$work/metrics.txt" | grep -c 'rep="') at rep level"
+if [ -n "${E2E_PROFILE:-}" ]; then
+  # the profile is in force: rep-level series only in its windows
+  python3 - "$work/metrics.txt" "$E2E_PROFILE" <<'PY' || die "the exposition does not follow $E2E_PROFILE"
+import re, sys, tomllib
+text, profile = open(sys.argv[1]).read(), tomllib.load(open(sys.argv[2], "rb"))
+rep = profile["exposition"]["rep"]
+bad = [l for l in text.splitlines() if l.startswith("sales_") and 'rep="' in l
+       and (l.split("{")[0] not in rep["families"]
+            or re.search(r'window="([^"]+)"', l) and re.search(r'window="([^"]+)"', l).group(1) not in rep["windows"])]
+print(f"rep-level series outside the profile: {len(bad)}", *bad[:5], sep="\n")
+sys.exit(1 if bad else 0)
+PY
+fi
 
 # ---------------------------------------------------------------- the webhook receiver
 cat > "$work/receiver.py" <<'PY'
