@@ -75,12 +75,23 @@ pub struct LimitsConfig {
     /// `sales_*` series per scrape; beyond it rep-level series are dropped
     /// (see [`crate::exposition`]).
     pub max_series: usize,
+    /// Distinct `product_line` values per team that keep their name; later
+    /// new ones are reported as `other` (v1.1).
+    pub max_product_lines_per_team: usize,
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        LimitsConfig { max_reps: 100_000, max_teams: 10_000, max_reps_per_team: 1_000, max_series: 2_000_000 }
+        LimitsConfig { max_reps: 100_000, max_teams: 10_000, max_reps_per_team: 1_000, max_series: 2_000_000, max_product_lines_per_team: 20 }
     }
+}
+
+/// `[segments]` (v1.1).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SegmentsConfig {
+    /// `team_id = "region"`: exported as `sales_team_info{team,region} 1`.
+    pub regions: BTreeMap<String, String>,
 }
 
 /// `[horizons]`
@@ -90,11 +101,13 @@ pub struct HorizonsConfig {
     pub dedup: String,
     pub joins: String,
     pub deal_ttl: String,
+    /// A lead's follow-up persistence is observed this long after its creation (v1.1).
+    pub persistence: String,
 }
 
 impl Default for HorizonsConfig {
     fn default() -> Self {
-        HorizonsConfig { dedup: "7d".into(), joins: "180d".into(), deal_ttl: "365d".into() }
+        HorizonsConfig { dedup: "7d".into(), joins: "180d".into(), deal_ttl: "365d".into(), persistence: "14d".into() }
     }
 }
 
@@ -139,6 +152,8 @@ impl Default for BenchmarksConfig {
             ("pass_ratio_min", 0.11),
             ("pipe_ratio_min", 0.73),
             ("lead_response_within_1h_ratio_target", 1.0),
+            ("lead_touches_mean_target", 16.0),
+            ("pipeline_coverage_ratio_target", 3.0),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -402,6 +417,7 @@ pub struct Config {
     pub horizons: HorizonsConfig,
     pub clock: ClockConfig,
     pub benchmarks: BenchmarksConfig,
+    pub segments: SegmentsConfig,
     pub kafka: KafkaConfig,
     pub http: HttpConfig,
     pub log: LogConfig,
@@ -435,6 +451,14 @@ pub const BENCHMARK_KPIS: &[&str] = &[
     "lead_response_within_1h_ratio",
     "quota_attainment_ratio",
     "growth_ratio",
+    "lead_touches_mean",
+    "leads_single_touch_ratio",
+    "leads_untouched_ratio",
+    "touches_to_sql_mean",
+    "lead_to_customer_ratio",
+    "pipeline_coverage_ratio",
+    "projected_quota_attainment_ratio",
+    "win_ratio_by_product",
 ];
 
 fn parse_benchmark_key(key: &str) -> Option<(&str, &str)> {
@@ -457,6 +481,11 @@ pub struct CoreConfig {
     pub dedup_horizon: Micros,
     pub join_horizon: Micros,
     pub deal_ttl: Micros,
+    /// `horizons.persistence` (v1.1).
+    pub persistence: Micros,
+    pub max_product_lines_per_team: usize,
+    /// `[segments.regions]`: team id → region.
+    pub regions: BTreeMap<String, String>,
     pub benchmarks: Vec<Benchmark>,
 }
 
@@ -556,6 +585,28 @@ impl Config {
         for (team, table) in &self.benchmarks.teams {
             add(table, Some(team))?;
         }
+        let persistence = duration("horizons.persistence", &self.horizons.persistence)?;
+        if persistence <= 0 {
+            return Err(ConfigError::Invalid { key: "horizons.persistence".into(), msg: "must be longer than 0".into() });
+        }
+        if self.limits.max_product_lines_per_team > usize::from(u16::MAX) - 3 {
+            return Err(ConfigError::Invalid {
+                key: "limits.max_product_lines_per_team".into(),
+                msg: format!("at most {} (each product line is a set of team-level series per window)", u16::MAX - 3),
+            });
+        }
+        for (team, region) in &self.segments.regions {
+            let ok = |s: &str| !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b".-_:@".contains(&b));
+            if !ok(team) {
+                return Err(ConfigError::Invalid { key: format!("segments.regions.{team}"), msg: "a team id: 1..64 characters of A-Z a-z 0-9 . _ : @ -".into() });
+            }
+            if region.is_empty() || region.len() > 128 || region.contains(['"', '\\', '\n']) {
+                return Err(ConfigError::Invalid {
+                    key: format!("segments.regions.{team}"),
+                    msg: "a region: 1..128 characters without quotes, backslashes or newlines".into(),
+                });
+            }
+        }
         Ok(CoreConfig {
             windows,
             rules: ValidationRules { max_message_bytes: self.events.max_message_bytes, currency: c.clone() },
@@ -568,6 +619,9 @@ impl Config {
             dedup_horizon: duration("horizons.dedup", &self.horizons.dedup)?,
             join_horizon: duration("horizons.joins", &self.horizons.joins)?,
             deal_ttl: duration("horizons.deal_ttl", &self.horizons.deal_ttl)?,
+            persistence,
+            max_product_lines_per_team: self.limits.max_product_lines_per_team,
+            regions: self.segments.regions.clone(),
             benchmarks,
         })
     }
@@ -632,7 +686,7 @@ mod tests {
     fn team_overrides() {
         let cfg = Config::from_toml("[benchmarks.teams.emea-smb]\nreach_ratio_min = 0.30\n").unwrap();
         let core = cfg.core().unwrap();
-        assert_eq!(core.benchmarks.len(), 6);
+        assert_eq!(core.benchmarks.len(), 8); // 7 defaults (2 of v1.1) + 1 override
         assert!(core.benchmarks.contains(&Benchmark {
             kpi: "reach_ratio".into(),
             bound: "min".into(),

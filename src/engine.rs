@@ -20,8 +20,10 @@ use crate::event::{
     parse_event, ChurnReason, Direction, Event, EventType, Invalid, InvalidReason, MeetingStatus, Outcome as Touch, Payload,
     QuotaPeriod, RescheduledBy, SpendCategory, Stage, WonKind,
 };
-use crate::joins::{Joins, Retention};
+use crate::follow::{Due, Observation};
+use crate::joins::{lead_key, Joins, Retention};
 use crate::measures::Delta;
+use crate::products::Products;
 use crate::state::KeyState;
 use crate::time::{Micros, MICROS_PER_DAY, MICROS_PER_HOUR};
 use crate::window::{local_midnight, periods_in, Periods, Windows};
@@ -78,8 +80,8 @@ impl Core {
     pub fn new(cfg: CoreConfig, clock: Clock) -> Self {
         Core { cfg, clock, card: Cardinality::default() }
     }
-    fn retention(&self) -> Retention {
-        Retention { joins: self.cfg.join_horizon, deal_ttl: self.cfg.deal_ttl }
+    pub fn retention(&self) -> Retention {
+        Retention { joins: self.cfg.join_horizon, deal_ttl: self.cfg.deal_ttl, persistence: self.cfg.persistence }
     }
 }
 
@@ -184,13 +186,59 @@ pub struct Team {
     pub joins: Joins,
     /// The team's own quotas.
     pub quotas: Quotas,
+    /// Product lines and their windows (v1.1, team level only).
+    pub products: Products,
 }
 
 impl Team {
-    /// A team restored from an earlier snapshot format.
+    /// A team restored from an earlier snapshot format (no product lines).
     pub(crate) fn restore(id: Box<str>, state: KeyState, events: [u64; EventType::COUNT], reps: Vec<Rep>, joins: Joins, quotas: Quotas) -> Team {
-        Team { id, state, events, reps, rep_index: HashMap::new(), joins, quotas }
+        Team { id, state, events, reps, rep_index: HashMap::new(), joins, quotas, products: Products::default() }
     }
+
+    fn new(id: &str, w: &Windows) -> Team {
+        Team::restore(id.into(), KeyState::new(w), [0; EventType::COUNT], Vec::new(), Joins::default(), Quotas::default())
+    }
+
+    /// The windows an observation for rep `rep` (index) goes to: the rep's,
+    /// else the team's own.
+    fn state_of(&mut self, rep: Option<u32>) -> &mut KeyState {
+        match rep.and_then(|r| self.reps.get_mut(r as usize)) {
+            Some(r) => &mut r.state,
+            None => &mut self.state,
+        }
+    }
+}
+
+/// What an event does besides its own delta: follow-up observations that
+/// belong to other times or reps, a lead to queue for its observation, and
+/// the team's product-line windows.
+#[derive(Debug, Default)]
+struct Effects {
+    obs: [Option<Observation>; 3],
+    due: Option<(Micros, u64)>,
+    product: Option<(usize, Delta)>,
+}
+
+impl Effects {
+    fn observe(&mut self, o: Option<Observation>) {
+        if let (Some(o), Some(slot)) = (o, self.obs.iter_mut().find(|s| s.is_none())) {
+            *slot = Some(o);
+        }
+    }
+}
+
+/// The delta of a follow-up observation.
+fn follow_delta(o: &Observation) -> Delta {
+    let mut d = Delta::default();
+    let f = d.funnel();
+    f.followed_leads = o.add.followed;
+    f.followed_touches = o.add.touches;
+    f.followed_ge1 = o.add.ge1;
+    f.followed_ge2 = o.add.ge2;
+    f.sql_conversions = o.add.sql_conversions;
+    f.sql_touches = o.add.sql_touches;
+    d
 }
 
 /// Caches the calendar periods of the two local days looked up last (the
@@ -245,6 +293,10 @@ pub struct Shard {
     pub stats: Stats,
     #[serde(skip)]
     cache: TimeCache,
+    /// Leads waiting for their follow-up observation (rebuilt from the
+    /// leads on restore).
+    #[serde(skip)]
+    due: Due,
     /// A snapshot of checkpoint format 7, converted by [`Shard::restored`]
     /// (which knows the windows the conversion needs).
     #[serde(skip)]
@@ -261,6 +313,19 @@ impl Shard {
         Shard { v7: Some(Box::new(v7)), ..Shard::default() }
     }
 
+    /// A shard of a format-8 snapshot (no v1.1 state).
+    pub fn from_v8(v8: crate::legacy::ShardV8) -> Self {
+        let p = v8.into_parts();
+        Shard {
+            teams: p.teams,
+            dedup: p.dedup,
+            event_clock: p.event_clock,
+            next_compact: p.next_compact,
+            next_join_sweep: p.next_join_sweep,
+            ..Shard::default()
+        }
+    }
+
     /// Rebuilds lookup indexes after deserialization and re-registers the
     /// shard's reps and teams with the process-wide cardinality counts.
     pub fn restored(mut self, core: &Core) -> Self {
@@ -273,11 +338,21 @@ impl Shard {
             self.next_join_sweep = p.next_join_sweep;
         }
         self.team_index = self.teams.iter().enumerate().map(|(i, t)| (t.id.clone(), i as u32)).collect();
+        let r = core.retention();
+        self.due = Due::default();
+        for (ti, t) in self.teams.iter().enumerate() {
+            for (key, at) in t.joins.unobserved(r) {
+                self.due.push(at, ti as u32, key);
+            }
+        }
         for t in &mut self.teams {
             t.rep_index = t.reps.iter().enumerate().map(|(i, r)| (r.id.clone(), i as u32)).collect();
             t.state.fit_windows(&core.cfg.windows);
             for r in &mut t.reps {
                 r.state.fit_windows(&core.cfg.windows);
+            }
+            for p in t.products.states_mut() {
+                p.fit_windows(&core.cfg.windows);
             }
         }
         self.register(core);
@@ -291,6 +366,7 @@ impl Shard {
             for r in &t.reps {
                 r.state.check().map_err(|e| format!("team {} rep {}: {e}", t.id, r.id))?;
             }
+            t.products.check().map_err(|e| format!("team {}: {e}", t.id))?;
         }
         Ok(())
     }
@@ -374,15 +450,7 @@ impl Shard {
             Some(i) => i as usize,
             None => {
                 core.card.teams.fetch_add(1, Ordering::Relaxed);
-                self.teams.push(Team {
-                    id: ev.team.as_ref().into(),
-                    state: KeyState::new(&cfg.windows),
-                    events: [0; EventType::COUNT],
-                    reps: Vec::new(),
-                    rep_index: HashMap::new(),
-                    joins: Joins::default(),
-                    quotas: Quotas::default(),
-                });
+                self.teams.push(Team::new(&ev.team, &cfg.windows));
                 self.team_index.insert(ev.team.as_ref().into(), (self.teams.len() - 1) as u32);
                 self.teams.len() - 1
             }
@@ -403,10 +471,25 @@ impl Shard {
             }
         });
 
-        let delta = delta_of(ev, ri, team, t, core.retention());
+        let mut fx = Effects::default();
+        let delta = delta_of(ev, ri, team, t, core.retention(), cfg.max_product_lines_per_team, &mut fx);
+        let pt = self.cache.periods(&cfg.windows, t);
+        if let Some((slot, d)) = &fx.product {
+            let pe = self.cache.periods(&cfg.windows, e);
+            team.products.add(&cfg.windows, *slot, e, &pe, t, &pt, d);
+        }
+        if fx.obs.iter().any(Option::is_some) {
+            let kept = self.cache.kept_from(&cfg.windows, t);
+            for o in fx.obs.iter().flatten().filter(|o| o.at >= kept) {
+                let po = self.cache.periods(&cfg.windows, o.at);
+                team.state_of(o.rep).add(&cfg.windows, o.at, &po, t, &pt, &follow_delta(o));
+            }
+        }
+        if let Some((at, key)) = fx.due {
+            self.due.push(at, ti as u32, key);
+        }
         if let Some(d) = delta {
             let pe = self.cache.periods(&cfg.windows, e);
-            let pt = self.cache.periods(&cfg.windows, t);
             // A team's windows are its reps' plus its own state, which holds
             // only the events without a rep (see `Team::state`).
             let state = match ri {
@@ -425,15 +508,40 @@ impl Shard {
         } else {
             self.event_clock = Some(self.event_clock.map_or(e, |c| c.max(e)));
         }
+        if self.due.any_due(t) {
+            self.observe_due(core, t);
+        }
         if t >= self.next_compact {
             self.maintain(core, t);
         }
         Outcome::Applied
     }
 
+    /// Makes the follow-up observation of every lead whose `L + H` the clock
+    /// `t` has reached (at `L + H`, for its `lead.created`'s rep and team).
+    pub fn observe_due(&mut self, core: &Core, t: Micros) {
+        let w = &core.cfg.windows;
+        let r = core.retention();
+        let mut due = Vec::new();
+        self.due.pop_due(t, &mut due);
+        let kept = self.cache.kept_from(w, t);
+        let pt = self.cache.periods(w, t);
+        for (at, ti, key) in due {
+            let Some(team) = self.teams.get_mut(ti as usize) else { continue };
+            let Some(o) = team.joins.observe(key, at, r) else { continue };
+            if o.at >= kept {
+                let po = self.cache.periods(w, o.at);
+                team.state_of(o.rep).add(w, o.at, &po, t, &pt, &follow_delta(&o));
+            }
+        }
+    }
+
     /// Frees state no window, join or quota can use at clock `t`. Runs every
     /// hour of clock time from [`Shard::ingest`]; `run` also calls it when idle.
     pub fn maintain(&mut self, core: &Core, t: Micros) {
+        if self.due.any_due(t) {
+            self.observe_due(core, t);
+        }
         let w = &core.cfg.windows;
         let pt = periods_in(w.tz, t);
         let keep_quota_from = quota_days(&pt)[1].1;
@@ -441,6 +549,9 @@ impl Shard {
         for team in &mut self.teams {
             team.state.compact(w, t, &pt);
             team.quotas.prune(keep_quota_from);
+            for p in team.products.states_mut() {
+                p.compact(w, t, &pt);
+            }
             for rep in &mut team.reps {
                 rep.state.compact(w, t, &pt);
                 rep.quotas.prune(keep_quota_from);
@@ -464,22 +575,24 @@ impl Shard {
                 std::mem::size_of::<Team>()
                     + t.state.heap_bytes()
                     + t.joins.heap_bytes()
+                    + t.products.heap_bytes()
                     + t.reps.capacity() * std::mem::size_of::<Rep>()
                     + t.reps.iter().map(|r| r.state.heap_bytes() + r.id.len()).sum::<usize>()
                     + t.rep_index.capacity() * 24
             })
             .sum();
-        teams + self.dedup.heap_bytes() + self.team_index.capacity() * 24
+        teams + self.dedup.heap_bytes() + self.team_index.capacity() * 24 + self.due.heap_bytes()
     }
 
     /// [`Shard::heap_bytes`] by component, for the memory bench.
     pub fn heap_breakdown(&self) -> HeapBreakdown {
         let mut b = HeapBreakdown { dedup: self.dedup.heap_bytes(), keys: self.team_index.capacity() * 24, ..HeapBreakdown::default() };
+        b.leads += self.due.heap_bytes();
         for t in &self.teams {
             let (leads, deals) = t.joins.heap_parts();
             b.leads += leads;
             b.deals += deals;
-            b.team_windows += t.state.heap_bytes();
+            b.team_windows += t.state.heap_bytes() + t.products.heap_bytes();
             b.keys += std::mem::size_of::<Team>()
                 + t.reps.capacity() * std::mem::size_of::<Rep>()
                 + t.rep_index.capacity() * 24
@@ -506,19 +619,29 @@ impl Shard {
 
 /// What `ev` adds to its rep's and team's windows (`None`: nothing windowed,
 /// e.g. `quota.set`), updating joins and quotas on the way.
-fn delta_of(ev: &Event<'_>, rep: Option<usize>, team: &mut Team, t: Micros, r: Retention) -> Option<Delta> {
+fn delta_of(ev: &Event<'_>, rep: Option<usize>, team: &mut Team, t: Micros, r: Retention, max_products: usize, fx: &mut Effects) -> Option<Delta> {
     let e = ev.occurred_at;
     let mut d = Delta::default();
     d.act.active = u32::from(rep.is_some());
+    let rep32 = rep.map(|r| r as u32);
     match &ev.payload {
         Payload::LeadCreated { lead, .. } => {
-            if team.joins.lead_created(lead, e, t, r) {
+            if team.joins.lead_created(lead, e, t, r, rep32) {
                 d.funnel().leads_created = 1;
+                fx.due = Some((e.saturating_add(r.persistence), lead_key(lead)));
             }
         }
-        Payload::LeadQualified { stage, .. } => match stage {
+        Payload::LeadQualified { stage, lead } => match stage {
             Stage::Mql => d.funnel().mqls = 1,
-            Stage::Sql => d.funnel().sqls = 1,
+            Stage::Sql => {
+                d.funnel().sqls = 1;
+                let (conversion, persist) = team.joins.sql(lead, e, t, r, rep32);
+                if let Some(n) = conversion {
+                    d.funnel().sql_conversions = 1;
+                    d.funnel().sql_touches = n;
+                }
+                fx.observe(persist);
+            }
         },
         Payload::Touch { call, lead, direction, outcome } => match direction {
             Direction::Inbound => d.act.inbound = 1,
@@ -529,7 +652,11 @@ fn delta_of(ev: &Event<'_>, rep: Option<usize>, team: &mut Team, t: Micros, r: R
                     d.act.connects = u32::from(matches!(outcome, Touch::Connected | Touch::Meaningful));
                 }
                 d.act.meaningful = u32::from(*outcome == Touch::Meaningful);
-                if let Some(secs) = lead.as_ref().and_then(|l| team.joins.outbound_activity(l, e, t, r)) {
+                let (response, obs) = lead.as_ref().map_or((None, [None, None]), |l| team.joins.outbound_activity(l, e, t, r));
+                for o in obs {
+                    fx.observe(o);
+                }
+                if let Some(secs) = response {
                     let f = d.funnel();
                     f.lead_responses = 1;
                     f.lead_responses_within_1h = u32::from(secs <= 3600.0);
@@ -550,17 +677,32 @@ fn delta_of(ev: &Event<'_>, rep: Option<usize>, team: &mut Team, t: Micros, r: R
                 MeetingStatus::Canceled => {}
             }
         }
-        Payload::DealCreated { deal, lead, amount } => {
+        Payload::DealCreated { deal, lead, amount, product } => {
             // deal.created always has a rep (validated).
             let owner = rep.unwrap_or_default() as u32;
-            if team.joins.deal_created(deal, lead.as_deref(), *amount, owner, e, t, r).counts() {
+            let slot = team.products.slot(product.as_deref(), max_products);
+            let named = if product.is_some() { slot as u16 + 1 } else { 0 };
+            if team.joins.deal_created_in(deal, lead.as_deref(), *amount, owner, named, e, t, r).counts() {
                 let f = d.funnel();
                 f.deals_created = 1;
                 f.pipeline_added = *amount;
+                let mut p = Delta::default();
+                p.funnel().deals_created = 1;
+                p.funnel().pipeline_added = *amount;
+                fx.product = Some((slot, p));
             }
         }
-        Payload::QuoteSent => d.funnel().quotes_sent = 1,
-        Payload::DealWon { deal, lead, amount, kind, margin } => {
+        Payload::QuoteSent { product } => {
+            // Takes its slot (the order of applied events), counts in no product family.
+            team.products.slot(product.as_deref(), max_products);
+            d.funnel().quotes_sent = 1
+        }
+        Payload::DealWon { deal, lead, amount, kind, margin, product } => {
+            let slot = deal_slot(team, deal, product.as_deref(), t, r, max_products);
+            let mut p = Delta::default();
+            p.funnel().deals_won = 1;
+            p.funnel().revenue = *amount;
+            fx.product = Some((slot, p));
             let cycle = team.joins.deal_won(deal, lead.as_deref(), e, t, r);
             let f = d.funnel();
             f.deals_won = 1;
@@ -580,7 +722,11 @@ fn delta_of(ev: &Event<'_>, rep: Option<usize>, team: &mut Team, t: Micros, r: R
                 f.cycle_obs = Some((secs, crate::sketch::bin_of(secs)));
             }
         }
-        Payload::DealLost { deal } => {
+        Payload::DealLost { deal, product } => {
+            let slot = deal_slot(team, deal, product.as_deref(), t, r, max_products);
+            let mut p = Delta::default();
+            p.funnel().deals_lost = 1;
+            fx.product = Some((slot, p));
             team.joins.deal_lost(deal, e, t, r);
             d.funnel().deals_lost = 1;
         }
@@ -614,6 +760,18 @@ fn delta_of(ev: &Event<'_>, rep: Option<usize>, team: &mut Team, t: Micros, r: R
         }
     }
     Some(d)
+}
+
+/// The product-line slot of a won or lost deal: the event's product line,
+/// else the one the deal's `deal.created` named, else `none`.
+fn deal_slot(team: &mut Team, deal: &str, product: Option<&str>, t: Micros, r: Retention, max: usize) -> usize {
+    match product {
+        Some(_) => team.products.slot(product, max),
+        None => match team.joins.deal_product(deal, t, r) {
+            0 => crate::products::NONE,
+            named => usize::from(named - 1),
+        },
+    }
 }
 
 #[cfg(test)]

@@ -278,10 +278,10 @@ pub enum Payload<'a> {
     Touch { call: bool, lead: Option<Cow<'a, str>>, direction: Direction, outcome: Outcome },
     MeetingBooked,
     MeetingCompleted { status: MeetingStatus, rescheduled_by: Option<RescheduledBy> },
-    DealCreated { deal: Cow<'a, str>, lead: Option<Cow<'a, str>>, amount: f64 },
-    QuoteSent,
-    DealWon { deal: Cow<'a, str>, lead: Option<Cow<'a, str>>, amount: f64, kind: WonKind, margin: Option<f64> },
-    DealLost { deal: Cow<'a, str> },
+    DealCreated { deal: Cow<'a, str>, lead: Option<Cow<'a, str>>, amount: f64, product: Option<Cow<'a, str>> },
+    QuoteSent { product: Option<Cow<'a, str>> },
+    DealWon { deal: Cow<'a, str>, lead: Option<Cow<'a, str>>, amount: f64, kind: WonKind, margin: Option<f64>, product: Option<Cow<'a, str>> },
+    DealLost { deal: Cow<'a, str>, product: Option<Cow<'a, str>> },
     Nps { score: u8 },
     Churned { reason: ChurnReason, mrr: Option<f64> },
     Spend { amount: f64, category: SpendCategory },
@@ -417,6 +417,9 @@ struct Raw<'a> {
     period_start: Option<Scalar<'a>>,
     #[serde(borrow)]
     currency: Option<Scalar<'a>>,
+    /// v1.1: on `deal.created`, `quote.sent`, `deal.won`, `deal.lost`.
+    #[serde(borrow)]
+    product_line: Option<Scalar<'a>>,
 }
 
 /// Limits of the validation step that come from configuration.
@@ -656,12 +659,14 @@ fn validate<'a>(mut r: Raw<'a>, rules: &ValidationRules) -> Result<Event<'a>, In
         EventType::DealCreated => {
             let deal = req_id(r.deal_id, "deal_id", LONG_ID_MAX)?;
             let amount = amount(req(r.amount, "amount")?, "amount")?;
-            Payload::DealCreated { deal, lead, amount }
+            let product = opt_id(r.product_line, "product_line", ID_MAX)?;
+            Payload::DealCreated { deal, lead, amount, product }
         }
         EventType::QuoteSent => {
             opt_id(r.deal_id, "deal_id", LONG_ID_MAX)?;
             opt_amount(r.amount, "amount")?;
-            Payload::QuoteSent
+            let product = opt_id(r.product_line, "product_line", ID_MAX)?;
+            Payload::QuoteSent { product }
         }
         EventType::DealWon => {
             let deal = req_id(r.deal_id, "deal_id", LONG_ID_MAX)?;
@@ -675,7 +680,8 @@ fn validate<'a>(mut r: Raw<'a>, rules: &ValidationRules) -> Result<Event<'a>, In
             })?
             .unwrap_or(WonKind::New);
             let margin = opt_amount(r.margin, "margin")?;
-            Payload::DealWon { deal, lead, amount, kind, margin }
+            let product = opt_id(r.product_line, "product_line", ID_MAX)?;
+            Payload::DealWon { deal, lead, amount, kind, margin, product }
         }
         EventType::DealLost => {
             let deal = req_id(r.deal_id, "deal_id", LONG_ID_MAX)?;
@@ -684,7 +690,8 @@ fn validate<'a>(mut r: Raw<'a>, rules: &ValidationRules) -> Result<Event<'a>, In
                 Some(Scalar::Str(s)) if s.chars().count() <= 256 => {}
                 Some(_) => return Err(bad("reason")),
             }
-            Payload::DealLost { deal }
+            let product = opt_id(r.product_line, "product_line", ID_MAX)?;
+            Payload::DealLost { deal, product }
         }
         EventType::NpsRecorded => {
             let score = match req(r.score, "score")? {
@@ -886,7 +893,7 @@ mod tests {
         let e = parse(&s).unwrap();
         assert_eq!(
             e.payload,
-            Payload::DealWon { deal: "d".into(), lead: Some("L".into()), amount: 12000.0, kind: WonKind::CrossSell, margin: Some(4200.5) }
+            Payload::DealWon { deal: "d".into(), lead: Some("L".into()), amount: 12000.0, kind: WonKind::CrossSell, margin: Some(4200.5), product: None }
         );
         let s = ev(r#""type":"spend.recorded","amount":5,"category":"sales","rep_id":"bad id!""#);
         let e = parse(&s).unwrap();

@@ -25,7 +25,8 @@ use crate::window::{Calendar, WindowKind, Windows};
 
 /// Families without a `window` label, rendered after the windowed ones
 /// (`sales_benchmark` is not per rep or team and always exported).
-pub const CURRENT_FAMILIES: [&str; 4] = ["sales_open_deals", "sales_pipeline_value", "sales_quota", "sales_events_total"];
+pub const CURRENT_FAMILIES: [&str; 6] =
+    ["sales_open_deals", "sales_pipeline_value", "sales_quota", "sales_events_total", "sales_pipeline_coverage_ratio", "sales_team_info"];
 
 /// The level of a series: with a `rep` label or without.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -58,7 +59,7 @@ pub fn slot_names() -> Vec<&'static str> {
 
 /// Whether family `name` exists at rep level.
 fn has_rep_level(name: &str) -> bool {
-    CURRENT_FAMILIES.contains(&name) || WINDOW_FAMILIES.iter().any(|f| f.name == name && f.scope == Scope::RepAndTeam)
+    (CURRENT_FAMILIES.contains(&name) && name != "sales_team_info") || WINDOW_FAMILIES.iter().any(|f| f.name == name && f.scope == Scope::RepAndTeam)
 }
 
 /// Every family, least important first: the order in which the budget drops
@@ -102,6 +103,13 @@ pub static DROP_ORDER: &[(&str, Tier)] = &[
     ("sales_active_reps", Tier::Detail),
     ("sales_open_deals", Tier::Detail),
     ("sales_quota", Tier::Detail),
+    ("sales_deals_created_by_product", Tier::Detail),
+    ("sales_pipeline_added_by_product", Tier::Detail),
+    ("sales_deals_lost_by_product", Tier::Detail),
+    ("sales_leads_untouched_ratio", Tier::Detail),
+    ("sales_sql_conversions", Tier::Detail),
+    ("sales_touches_to_sql_mean", Tier::Detail),
+    ("sales_lead_to_customer_ratio", Tier::Detail),
     ("sales_cycle_p90_seconds", Tier::Dashboard),
     ("sales_cycle_p50_seconds", Tier::Dashboard),
     ("sales_cycles", Tier::Dashboard),
@@ -123,10 +131,19 @@ pub static DROP_ORDER: &[(&str, Tier)] = &[
     ("sales_reach_ratio", Tier::Dashboard),
     ("sales_pipeline_value", Tier::Dashboard),
     ("sales_events_total", Tier::Dashboard),
+    ("sales_team_info", Tier::Dashboard),
+    ("sales_deals_won_by_product", Tier::Dashboard),
+    ("sales_revenue_by_product", Tier::Dashboard),
+    ("sales_win_ratio_by_product", Tier::Dashboard),
+    ("sales_projected_quota_attainment_ratio", Tier::Dashboard),
+    ("sales_lead_touches_mean", Tier::Dashboard),
     ("sales_pipe_upper95_ratio", Tier::Alert),
     ("sales_sqls", Tier::Alert),
     ("sales_reach_upper95_ratio", Tier::Alert),
     ("sales_outbound_activities", Tier::Alert),
+    ("sales_pipeline_coverage_ratio", Tier::Alert),
+    ("sales_followed_leads", Tier::Alert),
+    ("sales_leads_single_touch_ratio", Tier::Alert),
 ];
 
 /// How much the shipped dashboards and alerts rely on a family.

@@ -16,6 +16,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::follow::{LeadFollow, Observation};
 use crate::fptable::FpTable;
 use crate::time::{Micros, MICROS_PER_SEC};
 
@@ -23,19 +24,19 @@ fn fp(id: &str) -> u64 {
     xxhash_rust::xxh3::xxh3_64(id.as_bytes())
 }
 
-/// A lead: its creation time and whether its first outbound activity was
-/// seen, packed in 8 bytes as `created * 2 + responded` (an entry is 16
-/// bytes instead of 24). Exact for `|created| < 2^62` µs (146 000 years);
-/// event timestamps are years 0000–9999 (`|µs| < 2^58`), and a time outside
-/// that range is clamped into it.
+/// A lead as checkpoint format 8 (and 7) stored it: its creation time and
+/// whether its first outbound activity was seen, packed in 8 bytes as
+/// `created * 2 + responded`. Exact for `|created| < 2^62` µs (146 000
+/// years); event timestamps are years 0000–9999 (`|µs| < 2^58`), and a time
+/// outside that range is clamped into it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub(crate) struct Lead(i64);
+pub(crate) struct LeadV8(i64);
 
-impl Lead {
+impl LeadV8 {
     const LIMIT: Micros = 1 << 62;
 
     fn new(created: Micros) -> Self {
-        Lead(created.clamp(-Self::LIMIT, Self::LIMIT - 1) * 2)
+        LeadV8(created.clamp(-Self::LIMIT, Self::LIMIT - 1) * 2)
     }
     fn created(self) -> Micros {
         self.0 >> 1
@@ -45,6 +46,48 @@ impl Lead {
     }
     fn set_responded(&mut self) {
         self.0 |= 1;
+    }
+}
+
+/// A lead: [`LeadV8`] plus the v1.1 follow-up state of [`crate::follow`]
+/// (24 bytes): `time` is the latest `occurred_at` of its activities until its
+/// first SQL is applied, then that SQL's `occurred_at`; `bits` holds the
+/// owner, the touch counts and the flags (see [`crate::follow::LeadFollow`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Lead {
+    base: LeadV8,
+    time: Micros,
+    bits: u64,
+}
+
+impl Lead {
+    fn new(created: Micros, owner: Option<u32>) -> Self {
+        let f = LeadFollow { owner, ..LeadFollow::default() };
+        let (time, bits) = f.pack();
+        Lead { base: LeadV8::new(created), time, bits }
+    }
+    fn created(self) -> Micros {
+        self.base.created()
+    }
+    fn responded(self) -> bool {
+        self.base.responded()
+    }
+    fn set_responded(&mut self) {
+        self.base.set_responded();
+    }
+    fn follow(self) -> LeadFollow {
+        LeadFollow::unpack(self.time, self.bits)
+    }
+    fn set_follow(&mut self, f: &LeadFollow) {
+        (self.time, self.bits) = f.pack();
+    }
+    /// A lead restored from format 8 or 7: its follow-up observations are
+    /// taken as made (the old engine made none, and a lead observed with
+    /// the touches it happened to be restored with would be wrong).
+    fn from_v8(l: LeadV8) -> Self {
+        let f = LeadFollow { observed: true, sql_seen: true, ..LeadFollow::default() };
+        let (time, bits) = f.pack();
+        Lead { base: l, time, bits }
     }
 }
 
@@ -72,6 +115,9 @@ struct Deal {
     closed_at: Option<Micros>,
     /// A `deal.created` of this deal has been counted in deals_created.
     counted: bool,
+    /// The product-line slot (see [`crate::products`]) + 1 its first
+    /// `deal.created` naming one named; 0: none named.
+    product: u16,
 }
 
 /// A [`Deal`] as format 7 stored it: the option tags and `counted` in one
@@ -130,6 +176,7 @@ impl PackedDeal {
             open: self.open(),
             closed_at: self.has(HAS_CLOSED_AT).then_some(self.closed_at),
             counted: self.has(COUNTED),
+            product: 0,
         }
     }
 }
@@ -145,6 +192,25 @@ pub(crate) struct DealSlot {
     amount: f64,
     owner: u32,
     flags: u8,
+    product: u16,
+}
+
+/// A [`DealSlot`] as checkpoint format 8 stored it (no product line).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct DealSlotV8 {
+    first_created: Micros,
+    lead: u64,
+    time: Micros,
+    amount: f64,
+    owner: u32,
+    flags: u8,
+}
+
+impl DealSlotV8 {
+    fn upgrade(self) -> DealSlot {
+        let DealSlotV8 { first_created, lead, time, amount, owner, flags } = self;
+        DealSlot { first_created, lead, time, amount, owner, flags, product: 0 }
+    }
 }
 
 impl Deal {
@@ -163,6 +229,7 @@ impl Deal {
                 | flag(o.is_some(), HAS_OPEN)
                 | flag(o.is_none() && self.closed_at.is_some(), HAS_CLOSED_AT)
                 | flag(self.counted, COUNTED),
+            product: self.product,
         }
     }
 }
@@ -181,6 +248,7 @@ impl DealSlot {
             open: self.open(),
             closed_at: self.has(HAS_CLOSED_AT).then_some(self.time),
             counted: self.has(COUNTED),
+            product: self.product,
         }
     }
 }
@@ -212,11 +280,34 @@ pub struct Joins {
     deals: FpTable<DealSlot>,
 }
 
-/// Retention settings.
+/// [`Joins`] as checkpoint format 8 stored them (leads without follow-up state).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct JoinsV8 {
+    leads: FpTable<LeadV8>,
+    deals: FpTable<DealSlotV8>,
+}
+
+impl JoinsV8 {
+    /// The joins of format 9: every lead's follow-up observations taken as made.
+    pub(crate) fn upgrade(self) -> Joins {
+        let leads = self.leads.iter().map(|(k, l)| (k, Lead::from_v8(*l))).collect();
+        let deals = self.deals.iter().map(|(k, d)| (k, d.upgrade())).collect();
+        Joins { leads: FpTable::from_entries(leads), deals: FpTable::from_entries(deals) }
+    }
+}
+
+/// Retention settings (and the persistence horizon).
 #[derive(Debug, Clone, Copy)]
 pub struct Retention {
     pub joins: Micros,
     pub deal_ttl: Micros,
+    /// `horizons.persistence`: a lead is observed at its creation time plus this.
+    pub persistence: Micros,
+}
+
+/// The key of a lead id in the lead table (and in the due queue).
+pub fn lead_key(id: &str) -> u64 {
+    fp(id)
 }
 
 fn seconds(us: Micros) -> f64 {
@@ -227,25 +318,67 @@ impl Joins {
     /// `lead.created` at `e`: the first applied one defines the lead.
     /// Returns whether it is a new lead (counted in `sales_leads_created`);
     /// a later `lead.created` of a known lead (a CRM re-sync, say) is not.
-    pub fn lead_created(&mut self, lead: &str, e: Micros, t: Micros, r: Retention) -> bool {
-        let (entry, mut new) = self.leads.get_or_insert_with(fp(lead), || Lead::new(e));
+    /// `owner` is the rep of the event (index within the team): the rep its
+    /// follow-up observation belongs to.
+    pub fn lead_created(&mut self, lead: &str, e: Micros, t: Micros, r: Retention, owner: Option<u32>) -> bool {
+        let (entry, mut new) = self.leads.get_or_insert_with(fp(lead), || Lead::new(e, owner));
         if !new && t - entry.created() > r.joins {
             // The old lead expired: this is a new one.
-            *entry = Lead::new(e);
+            *entry = Lead::new(e, owner);
             new = true;
         }
         new
     }
 
     /// An outbound activity on `lead` at `e`: the lead-response observation
-    /// in seconds if this is the lead's first one after its creation.
-    pub fn outbound_activity(&mut self, lead: &str, e: Micros, t: Micros, r: Retention) -> Option<f64> {
-        let l = self.leads.get_mut(fp(lead))?;
-        if l.responded() || t - l.created() > r.joins {
-            return None;
+    /// in seconds if this is the lead's first one after its creation, and
+    /// what it adds to the lead's follow-up observations already made.
+    pub fn outbound_activity(&mut self, lead: &str, e: Micros, t: Micros, r: Retention) -> (Option<f64>, [Option<Observation>; 2]) {
+        let Some(l) = self.leads.get_mut(fp(lead)) else { return (None, [None, None]) };
+        if t - l.created() > r.joins {
+            return (None, [None, None]);
+        }
+        let mut f = l.follow();
+        let obs = f.touch(l.created(), e, r.persistence);
+        l.set_follow(&f);
+        if l.responded() {
+            return (None, obs);
         }
         l.set_responded();
-        Some(seconds(e - l.created()))
+        (Some(seconds(e - l.created())), obs)
+    }
+
+    /// A `lead.qualified` with stage `sql` on `lead` at `e` by rep `rep`: the
+    /// touches to SQL if it is the known lead's first SQL, and what it adds
+    /// to the lead's persistence observation if already made.
+    pub fn sql(&mut self, lead: &str, e: Micros, t: Micros, r: Retention, rep: Option<u32>) -> (Option<u32>, Option<Observation>) {
+        let Some(l) = self.leads.get_mut(fp(lead)) else { return (None, None) };
+        if t - l.created() > r.joins {
+            return (None, None);
+        }
+        let mut f = l.follow();
+        let out = f.sql(l.created(), e, rep, r.persistence);
+        l.set_follow(&f);
+        out
+    }
+
+    /// The persistence observation of the lead with key `key` if it is still
+    /// waiting for the one due at `due` (a lead forgotten, or created anew
+    /// since it was queued, is not).
+    pub fn observe(&mut self, key: u64, due: Micros, r: Retention) -> Option<Observation> {
+        let l = self.leads.get_mut(key)?;
+        if l.created().saturating_add(r.persistence) != due {
+            return None;
+        }
+        let mut f = l.follow();
+        let o = f.observe(l.created(), r.persistence);
+        l.set_follow(&f);
+        o
+    }
+
+    /// `(key, L + H)` of every lead not yet observed (to rebuild the due queue).
+    pub fn unobserved(&self, r: Retention) -> impl Iterator<Item = (u64, Micros)> + '_ {
+        self.leads.iter().filter(|(_, l)| !l.follow().observed).map(move |(k, l)| (k, l.created().saturating_add(r.persistence)))
     }
 
     /// What is known of the deal with fingerprint `key` at clock `t`,
@@ -264,15 +397,33 @@ impl Joins {
         }
         if d.open.is_none() && d.closed_at.is_none() {
             d.counted = false;
+            if d.first_created.is_none() {
+                d.product = 0;
+            }
         }
         d
+    }
+
+    /// The product-line slot + 1 the deal's first `deal.created` naming one
+    /// named (0: none known).
+    pub fn deal_product(&self, deal: &str, t: Micros, r: Retention) -> u16 {
+        self.deal_entry(fp(deal), t, r).product
     }
 
     /// `deal.created` at `e` for `deal` by rep `owner`, naming `lead`.
     #[allow(clippy::too_many_arguments)]
     pub fn deal_created(&mut self, deal: &str, lead: Option<&str>, amount: f64, owner: u32, e: Micros, t: Micros, r: Retention) -> DealCreated {
+        self.deal_created_in(deal, lead, amount, owner, 0, e, t, r)
+    }
+
+    /// [`Joins::deal_created`] naming product-line slot `product` + 1 (0: none).
+    #[allow(clippy::too_many_arguments)]
+    pub fn deal_created_in(&mut self, deal: &str, lead: Option<&str>, amount: f64, owner: u32, product: u16, e: Micros, t: Micros, r: Retention) -> DealCreated {
         let key = fp(deal);
         let mut d = self.deal_entry(key, t, r);
+        if d.product == 0 {
+            d.product = product;
+        }
         let what = Self::created(&mut d, lead, amount, owner, e);
         self.deals.insert(key, d.slot());
         what
@@ -372,8 +523,9 @@ impl Joins {
     }
 
     /// Joins restored from format 7 (leads and packed deals by fingerprint).
-    pub(crate) fn from_v7(leads: Vec<(u64, Lead)>, deals: Vec<(u64, PackedDeal)>) -> Self {
+    pub(crate) fn from_v7(leads: Vec<(u64, LeadV8)>, deals: Vec<(u64, PackedDeal)>) -> Self {
         let deals = deals.into_iter().map(|(k, p)| (k, p.unpack().closed_if_open_too().slot())).collect();
+        let leads = leads.into_iter().map(|(k, l)| (k, Lead::from_v8(l))).collect();
         Joins { leads: FpTable::from_entries(leads), deals: FpTable::from_entries(deals) }
     }
 }
@@ -394,7 +546,7 @@ mod tests {
     use super::*;
     use crate::time::MICROS_PER_DAY;
 
-    const R: Retention = Retention { joins: 180 * MICROS_PER_DAY, deal_ttl: 365 * MICROS_PER_DAY };
+    const R: Retention = Retention { joins: 180 * MICROS_PER_DAY, deal_ttl: 365 * MICROS_PER_DAY, persistence: 14 * MICROS_PER_DAY };
     const S: i64 = MICROS_PER_SEC;
 
     #[test]
@@ -405,7 +557,7 @@ mod tests {
                 for open in [None, open] {
                     for closed_at in [None, Some(0), Some(9)] {
                         for counted in [false, true] {
-                            let d = Deal { first_created, lead, open, closed_at, counted };
+                            let d = Deal { first_created, lead, open, closed_at, counted, product: 0 };
                             let u = d.pack().unpack();
                             assert_eq!(u, d);
                             assert_eq!(u.open.map(|o| o.amount.to_bits()), d.open.map(|o| o.amount.to_bits()));
@@ -424,8 +576,10 @@ mod tests {
             for lead in [None, Some(0), Some(u64::MAX)] {
                 for (open, closed_at) in [(None, None), (None, Some(9)), (None, Some(0)), (open, None)] {
                     for counted in [false, true] {
-                        let d = Deal { first_created, lead, open, closed_at, counted };
+                        let d = Deal { first_created, lead, open, closed_at, counted, product: 0 };
                         assert_eq!(d.slot().unpack(), d);
+                        let p = Deal { product: 7, ..d };
+                        assert_eq!(p.slot().unpack(), p);
                         assert_eq!(d.pack().unpack().closed_if_open_too().slot().unpack(), d);
                     }
                 }
@@ -437,31 +591,32 @@ mod tests {
     #[test]
     fn lead_packing_is_exact() {
         for c in [0, 1, -1, 1_790_000_000_123_457, -62_135_596_800_000_000, 253_402_300_799_999_999] {
-            let mut l = Lead::new(c);
+            let mut l = Lead::new(c, Some(3));
             assert_eq!((l.created(), l.responded()), (c, false));
             l.set_responded();
-            assert_eq!((l.created(), l.responded()), (c, true));
+            assert_eq!((l.created(), l.responded(), l.follow().owner), (c, true, Some(3)));
         }
-        assert_eq!(std::mem::size_of::<(u64, Lead)>(), 16);
+        assert_eq!(std::mem::size_of::<(u64, LeadV8)>(), 16);
+        assert_eq!(std::mem::size_of::<Lead>(), 24);
     }
 
     #[test]
     fn first_lead_created_defines_the_lead_and_first_activity_counts() {
         let mut j = Joins::default();
         // activity before the lead is known: no observation, and it does not use up the response
-        assert_eq!(j.outbound_activity("L", 5 * S, 5 * S, R), None);
-        assert!(j.lead_created("L", 100 * S, 100 * S, R));
+        assert_eq!(j.outbound_activity("L", 5 * S, 5 * S, R).0, None);
+        assert!(j.lead_created("L", 100 * S, 100 * S, R, None));
         // a second lead.created of a known lead is not a new lead
-        assert!(!j.lead_created("L", 50 * S, 100 * S, R));
+        assert!(!j.lead_created("L", 50 * S, 100 * S, R, None));
         // an activity timestamped before the lead: clamped to 0
-        assert_eq!(j.outbound_activity("L", 90 * S, 100 * S, R), Some(0.0));
-        assert_eq!(j.outbound_activity("L", 200 * S, 200 * S, R), None);
+        assert_eq!(j.outbound_activity("L", 90 * S, 100 * S, R).0, Some(0.0));
+        assert_eq!(j.outbound_activity("L", 200 * S, 200 * S, R).0, None);
     }
 
     #[test]
     fn cycle_prefers_lead_then_first_deal_created() {
         let mut j = Joins::default();
-        j.lead_created("L", 0, 0, R);
+        j.lead_created("L", 0, 0, R, None);
         assert_eq!(j.deal_created("D", None, 10.0, 0, 100 * S, 100 * S, R), DealCreated::Opened);
         assert_eq!(j.deal_created("D", None, 20.0, 1, 150 * S, 150 * S, R), DealCreated::Updated);
         assert_eq!(j.open_deals(150 * S, R).map(|o| (o.amount, o.owner)).collect::<Vec<_>>(), vec![(20.0, 1)]);
@@ -478,10 +633,10 @@ mod tests {
     #[test]
     fn retention() {
         let mut j = Joins::default();
-        j.lead_created("L", 0, 0, R);
+        j.lead_created("L", 0, 0, R, None);
         j.deal_created("D", None, 1.0, 0, 0, 0, R);
         let late = 181 * MICROS_PER_DAY;
-        assert_eq!(j.outbound_activity("L", late, late, R), None);
+        assert_eq!(j.outbound_activity("L", late, late, R).0, None);
         assert_eq!(j.deal_won("X", Some("L"), late, late, R), None);
         assert_eq!(j.open_deals(late, R).count(), 1);
         let later = 366 * MICROS_PER_DAY;
@@ -524,12 +679,12 @@ mod tests {
     #[test]
     fn cycle_starts_at_the_lead_the_deal_was_created_for() {
         let mut j = Joins::default();
-        j.lead_created("L", 0, 0, R);
+        j.lead_created("L", 0, 0, R, None);
         j.deal_created("D", Some("L"), 10.0, 0, 400 * S, 400 * S, R);
         // the won event names no lead: the deal's lead still starts the cycle
         assert_eq!(j.deal_won("D", None, 1000 * S, 1000 * S, R), Some(1000.0));
         // a lead named by the won event wins over the deal's
-        j.lead_created("M", 600 * S, 600 * S, R);
+        j.lead_created("M", 600 * S, 600 * S, R, None);
         j.deal_created("F", Some("L"), 10.0, 0, 700 * S, 700 * S, R);
         assert_eq!(j.deal_won("F", Some("M"), 1000 * S, 1000 * S, R), Some(400.0));
     }

@@ -23,6 +23,9 @@ pub struct WindowView<'a> {
     pub active_reps: Option<u64>,
     /// The quota this window is measured against (`mtd`: month, `qtd`: quarter).
     pub quota: Option<f64>,
+    /// `mtd` / `qtd` once 24 hours of the period have passed: the length of
+    /// the period / the time elapsed since its start (projected attainment).
+    pub run_rate: Option<f64>,
 }
 
 pub type ValueFn = fn(&WindowView) -> Option<f64>;
@@ -32,6 +35,9 @@ pub type ValueFn = fn(&WindowView) -> Option<f64>;
 pub enum Scope {
     RepAndTeam,
     TeamOnly,
+    /// Team level, one series per product line (label `product_line`), read
+    /// from the team's product-line windows.
+    ProductLine,
 }
 
 /// One windowed series kind: a family name, optionally with one extra label.
@@ -82,6 +88,9 @@ macro_rules! fam {
     };
     (team $name:literal, $help:literal, $f:expr) => {
         Family { name: $name, help: $help, scope: Scope::TeamOnly, label: None, value: $f }
+    };
+    (product $name:literal, $help:literal, $f:expr) => {
+        Family { name: $name, help: $help, scope: Scope::ProductLine, label: None, value: $f }
     };
     ($scope:ident $name:literal, $label:literal = $lv:literal, $help:literal, $f:expr) => {
         Family { name: $name, help: $help, scope: Scope::$scope, label: Some(($label, $lv)), value: $f }
@@ -164,6 +173,39 @@ pub static WINDOW_FAMILIES: &[Family] = &[
     fam!("sales_cycle_mean_seconds", "Mean sales cycle (lead created, else deal created, to won).", |v| ratio(v.t.f.cycle_seconds, v.t.f.cycles as f64)),
     fam!("sales_cycle_p50_seconds", "Median sales cycle (nearest rank, within 1%).", |v| v.t.f.cycle.quantile(1, 2)),
     fam!("sales_cycle_p90_seconds", "90th percentile sales cycle (nearest rank, within 1%).", |v| v.t.f.cycle.quantile(9, 10)),
+    // v1.1: follow-up persistence (leads observed at their creation + horizons.persistence).
+    fam!("sales_followed_leads", "Leads whose follow-up horizon (creation + horizons.persistence) ended in the window.", |v| count(v.t.f.followed_leads)),
+    fam!("sales_lead_touches_mean", "Mean outbound touches of the followed leads within their horizon.", |v| {
+        ratio(v.t.f.followed_touches as f64, v.t.f.followed_leads as f64)
+    }),
+    fam!("sales_leads_single_touch_ratio", "Share of the followed leads with exactly one touch and no SQL (gave up after one).", |v| {
+        ratio(v.t.f.followed_ge1.saturating_sub(v.t.f.followed_ge2) as f64, v.t.f.followed_leads as f64)
+    }),
+    fam!("sales_leads_untouched_ratio", "Share of the followed leads with no touch and no SQL.", |v| {
+        ratio(v.t.f.followed_leads.saturating_sub(v.t.f.followed_ge1) as f64, v.t.f.followed_leads as f64)
+    }),
+    // v1.1: touches to SQL.
+    fam!("sales_sql_conversions", "First SQLs of known leads in the window.", |v| count(v.t.f.sql_conversions)),
+    fam!("sales_touches_to_sql_mean", "Mean outbound activities of a lead up to its first SQL.", |v| {
+        ratio(v.t.f.sql_touches as f64, v.t.f.sql_conversions as f64)
+    }),
+    // v1.1: funnel end to end, forecast.
+    fam!("sales_lead_to_customer_ratio", "New customers / leads created in the window (a flow ratio).", |v| {
+        ratio(v.t.f.new_customers as f64, v.t.f.leads_created as f64)
+    }),
+    fam!("sales_projected_quota_attainment_ratio", "Quota attainment projected to the end of the period at the run rate so far (after its first 24 hours).", |v| {
+        let (q, k) = (v.quota?, v.run_rate?);
+        ratio(v.t.f.revenue, q).map(|a| a * k)
+    }),
+    // v1.1: product lines (team level).
+    fam!(product "sales_deals_created_by_product", "Deals created in the window, by product line (team level).", |v| count(v.t.f.deals_created)),
+    fam!(product "sales_pipeline_added_by_product", "Amount of the deals created in the window, by product line (team level).", |v| sum(v.t.f.pipeline_added)),
+    fam!(product "sales_deals_won_by_product", "Deals won in the window, by product line (team level).", |v| count(v.t.f.deals_won)),
+    fam!(product "sales_deals_lost_by_product", "Deals lost in the window, by product line (team level).", |v| count(v.t.f.deals_lost)),
+    fam!(product "sales_revenue_by_product", "Amount of the deals won in the window, by product line (team level).", |v| sum(v.t.f.revenue)),
+    fam!(product "sales_win_ratio_by_product", "Win rate by product line: won / (won + lost) (team level).", |v| {
+        ratio(v.t.f.deals_won as f64, (v.t.f.deals_won + v.t.f.deals_lost) as f64)
+    }),
 ];
 
 #[cfg(test)]
@@ -176,7 +218,7 @@ mod tests {
     }
 
     fn view(t: &Totals) -> WindowView<'_> {
-        WindowView { t, prev_revenue: None, active_reps: None, quota: None }
+        WindowView { t, prev_revenue: None, active_reps: None, quota: None, run_rate: None }
     }
 
     #[test]

@@ -1,5 +1,9 @@
-//! Rolling upgrades: the shard layout of checkpoint format 7, frozen, and
-//! its conversion into today's state.
+//! Rolling upgrades: the shard layouts of checkpoint formats 7 and 8,
+//! frozen, and their conversion into today's state.
+//!
+//! Format 8 is today's layout without the v1.1 state: its leads have no
+//! follow-up state (restored as already observed, so they add nothing), its
+//! deals no product line, its teams no product-line windows ([`ShardV8`]).
 //!
 //! Owns: the serde types that read a format-7 snapshot body (bincode) and
 //! the translation of its windows, dedup set and joins.
@@ -30,12 +34,46 @@ use serde::Deserialize;
 use crate::dedup::Dedup;
 use crate::engine::{Quotas, Rep, Team};
 use crate::event::EventType;
-use crate::joins::{Joins, Lead, PackedDeal};
+use crate::joins::{Joins, JoinsV8, LeadV8, PackedDeal};
 use crate::measures::{Measures, Totals};
 use crate::sketch::Sketch;
 use crate::state::{periods_of_day, KeyState};
 use crate::time::Micros;
 use crate::window::{Calendar, Windows};
+
+/// A format-8 snapshot body.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ShardV8 {
+    teams: Vec<TeamV8>,
+    dedup: Dedup,
+    event_clock: Option<Micros>,
+    next_compact: Micros,
+    next_join_sweep: Micros,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct TeamV8 {
+    id: Box<str>,
+    state: KeyState,
+    events: [u64; EventType::COUNT],
+    reps: Vec<Rep>,
+    joins: JoinsV8,
+    quotas: Quotas,
+}
+
+impl ShardV8 {
+    /// Today's shard parts for this snapshot.
+    pub fn into_parts(self) -> ShardParts {
+        let teams = self.teams.into_iter().map(|t| Team::restore(t.id, t.state, t.events, t.reps, t.joins.upgrade(), t.quotas)).collect();
+        ShardParts {
+            teams,
+            dedup: self.dedup,
+            event_clock: self.event_clock,
+            next_compact: self.next_compact,
+            next_join_sweep: self.next_join_sweep,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct ShardV7 {
@@ -94,7 +132,7 @@ struct DedupV7 {
 
 #[derive(Debug, Clone, Deserialize)]
 struct JoinsV7 {
-    leads: Vec<(u64, Lead)>,
+    leads: Vec<(u64, LeadV8)>,
     deals: Vec<(u64, PackedDeal)>,
 }
 

@@ -19,6 +19,9 @@
 //! - [`dedup`]: applied `event_id`s within the dedup horizon.
 //! - [`fptable`]: the dense fingerprint-keyed table behind dedup and joins.
 //! - [`joins`]: lead response, sales cycle and the open-deal book.
+//! - [`follow`]: follow-up persistence and touches to SQL (v1.1): per-lead
+//!   state, observations at `L + H`, the due queue.
+//! - [`products`]: a team's product lines (v1.1) and their windows.
 //! - [`engine`]: the fold of one event into a shard (pipeline order, clock,
 //!   event → delta, cardinality, compaction).
 //! - [`kpi`]: every windowed KPI family and its formula.
@@ -56,6 +59,7 @@ pub mod dedup;
 pub mod engine;
 pub mod event;
 pub mod exposition;
+pub mod follow;
 pub mod fptable;
 pub mod gen;
 pub mod joins;
@@ -63,6 +67,7 @@ pub mod kpi;
 pub mod legacy;
 pub mod measures;
 pub mod packed;
+pub mod products;
 pub mod render;
 pub mod replay;
 pub mod run;

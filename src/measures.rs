@@ -34,7 +34,7 @@ pub struct Activity {
 }
 
 macro_rules! funnel {
-    (counts { $($c:ident),* $(,)? } sums { $($s:ident),* $(,)? }) => {
+    (counts { $($c:ident),* $(,)? } follow { $($x:ident),* $(,)? } derived { $($dc:ident),* $(,)? } sums { $($s:ident),* $(,)? }) => {
         /// Everything but calls and emails, stored sparsely: a bucket usually
         /// holds one or two nonzero funnel fields out of 30.
         ///
@@ -47,6 +47,10 @@ macro_rules! funnel {
         /// (or NaN) value is added, `0.0 + x == x`, a stored sum is never
         /// `-0.0`, and adding `±0.0` to a sum that is not `-0.0` changes
         /// nothing. The duration sketches are boxed on their first observation.
+        ///
+        /// This is the bucket layout of checkpoint format 7 ([`crate::legacy`]),
+        /// frozen: it has no v1.1 follow-up counts (the `follow` group of
+        /// [`FunnelDelta`]), which [`crate::packed`] records store.
         #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
         pub struct Funnel {
             mask: u32,
@@ -60,24 +64,29 @@ macro_rules! funnel {
         #[derive(Debug, Clone, Default, PartialEq)]
         pub struct FunnelTotals {
             $(pub $c: u64,)*
+            $(pub $x: u64,)*
+            $(pub $dc: u64,)*
             $(pub $s: f64,)*
             pub response: Sketch,
             pub cycle: Sketch,
         }
 
-        const N_COUNTS: u32 = [$(stringify!($c),)*].len() as u32;
+        /// Counts a [`Funnel`] stores (every count but the v1.1 follow-up ones).
+        const N_COUNTS: u32 = [$(stringify!($c),)* $(stringify!($dc),)*].len() as u32;
         const N_SUMS: u32 = [$(stringify!($s),)*].len() as u32;
         const _: () = assert!(N_COUNTS + N_SUMS <= 32);
 
-        /// Number of count fields of [`FunnelDelta`] / [`FunnelTotals`].
-        pub const FUNNEL_COUNTS: usize = N_COUNTS as usize;
+        /// Number of count fields of [`FunnelDelta`] / [`FunnelTotals`]: the
+        /// stored v1 counts, the v1.1 follow-up counts, then the three derived
+        /// from the observation groups.
+        pub const FUNNEL_COUNTS: usize = [$(stringify!($c),)* $(stringify!($x),)* $(stringify!($dc),)*].len();
         /// Number of sum fields of [`FunnelDelta`] / [`FunnelTotals`].
         pub const FUNNEL_SUMS: usize = N_SUMS as usize;
 
         impl FunnelDelta {
             /// The count fields, in declaration order (for tests that build deltas).
             pub fn count_fields_mut(&mut self) -> [&mut u32; FUNNEL_COUNTS] {
-                [$(&mut self.$c,)*]
+                [$(&mut self.$c,)* $(&mut self.$x,)* $(&mut self.$dc,)*]
             }
             /// The sum fields, in declaration order.
             pub fn sum_fields_mut(&mut self) -> [&mut f64; FUNNEL_SUMS] {
@@ -85,7 +94,7 @@ macro_rules! funnel {
             }
             /// The count fields, in declaration order.
             pub fn count_values(&self) -> [u32; FUNNEL_COUNTS] {
-                [$(self.$c,)*]
+                [$(self.$c,)* $(self.$x,)* $(self.$dc,)*]
             }
             /// The sum fields, in declaration order.
             pub fn sum_values(&self) -> [f64; FUNNEL_SUMS] {
@@ -96,12 +105,12 @@ macro_rules! funnel {
         impl FunnelTotals {
             /// The counts and sums, without the sketches.
             fn clone_counts_sums(&self) -> FunnelTotals {
-                FunnelTotals { $($c: self.$c,)* $($s: self.$s,)* response: Sketch::default(), cycle: Sketch::default() }
+                FunnelTotals { $($c: self.$c,)* $($x: self.$x,)* $($dc: self.$dc,)* $($s: self.$s,)* response: Sketch::default(), cycle: Sketch::default() }
             }
 
             /// The count fields, in declaration order.
             pub fn count_fields(&mut self) -> [&mut u64; FUNNEL_COUNTS] {
-                [$(&mut self.$c,)*]
+                [$(&mut self.$c,)* $(&mut self.$x,)* $(&mut self.$dc,)*]
             }
             /// The sum fields, in declaration order.
             pub fn sum_fields(&mut self) -> [&mut f64; FUNNEL_SUMS] {
@@ -116,6 +125,13 @@ macro_rules! funnel {
                     if d.$c != 0 {
                         let v = self.slot(i);
                         *v = u64::from((*v as u32) + d.$c);
+                    }
+                    i += 1;
+                )*
+                $(
+                    if d.$dc != 0 {
+                        let v = self.slot(i);
+                        *v = u64::from((*v as u32) + d.$dc);
                     }
                     i += 1;
                 )*
@@ -193,7 +209,7 @@ macro_rules! funnel {
                 let mut vals = f.vals();
                 let mut counts = f.mask & ((1u32 << N_COUNTS) - 1);
                 if counts != 0 {
-                    let mut out = [$(&mut self.$c,)*];
+                    let mut out = [$(&mut self.$c,)* $(&mut self.$dc,)*];
                     while counts != 0 {
                         let i = counts.trailing_zeros() as usize;
                         counts &= counts - 1;
@@ -226,6 +242,8 @@ macro_rules! funnel {
         #[derive(Debug, Clone, Default, PartialEq)]
         pub struct FunnelDelta {
             $(pub $c: u32,)*
+            $(pub $x: u32,)*
+            $(pub $dc: u32,)*
             $(pub $s: f64,)*
             /// A lead-response observation: seconds and sketch bin.
             pub response_obs: Option<(f64, i16)>,
@@ -242,6 +260,15 @@ funnel! {
         deals_created, quotes_sent, deals_won, deals_lost, new_customers, upsell_deals,
         nps_responses, nps_promoters, nps_detractors,
         churned_voluntary, churned_involuntary,
+    }
+    // v1.1 (see `crate::follow`): leads observed at L + H, their touches,
+    // those with at least one / two touches or an SQL (monotone, so a late
+    // touch only ever adds), SQL observations and their touches.
+    follow {
+        followed_leads, followed_touches, followed_ge1, followed_ge2,
+        sql_conversions, sql_touches,
+    }
+    derived {
         lead_responses, lead_responses_within_1h, cycles,
     }
     sums {

@@ -59,6 +59,8 @@ const OPEN_DEALS: usize = 0;
 const PIPELINE_VALUE: usize = 1;
 const QUOTA: usize = 2;
 const EVENTS: usize = 3;
+const COVERAGE: usize = 4;
+const TEAM_INFO: usize = 5;
 
 impl Families {
     fn new() -> Self {
@@ -104,6 +106,8 @@ struct WindowCtx<'a> {
     name: &'a str,
     /// Quota period for `mtd` / `qtd`.
     quota: Option<(QuotaPeriod, i64)>,
+    /// Length of that period / time elapsed, once 24 hours have passed.
+    run_rate: Option<f64>,
     /// Whether reps' windows are read (for their series or the team's active
     /// reps) and whether rep-level and team-level series are written.
     rep_read: bool,
@@ -157,9 +161,14 @@ impl Out {
     }
 }
 
-fn emit_window_series(o: &mut Out, ids: &[Option<u32>], team: &str, rep: Option<&str>, window: &str, view: &WindowView) {
+/// The series of one window of one key: the product-line families when
+/// `product` is given (a team's product-line windows), every other family otherwise.
+fn emit_window_series(o: &mut Out, ids: &[Option<u32>], team: &str, rep: Option<&str>, window: &str, view: &WindowView, product: Option<&str>) {
     for (i, f) in WINDOW_FAMILIES.iter().enumerate() {
         let Some(id) = ids[i] else { continue };
+        if (f.scope == Scope::ProductLine) != product.is_some() {
+            continue;
+        }
         let Some(v) = (f.value)(view) else { continue };
         if !o.budget.live(id) {
             o.budget.skipped(id);
@@ -177,6 +186,10 @@ fn emit_window_series(o: &mut Out, ids: &[Option<u32>], team: &str, rep: Option<
         }
         out.push_str("\",window=\"");
         out.push_str(window);
+        if let Some(p) = product {
+            out.push_str("\",product_line=\"");
+            out.push_str(p);
+        }
         if let Some((k, lv)) = f.label {
             out.push_str("\",");
             out.push_str(k);
@@ -237,8 +250,10 @@ fn render_team(team: &Team, core: &Core, t: Micros, wins: &[WindowCtx], o: &mut 
     let pt = w.periods(t);
     let qdays = quota_days(&pt);
     sums.clear();
+    // Revenue of the month and quarter so far per rep (pipeline coverage).
+    let mut period_revenue: Vec<[Option<f64>; 2]> = vec![[None; 2]; team.reps.len()];
 
-    for rep in &team.reps {
+    for (ri, rep) in team.reps.iter().enumerate() {
         for (di, wc) in wins.iter().enumerate() {
             if !wc.rep_read {
                 continue;
@@ -248,10 +263,13 @@ fn render_team(team: &Team, core: &Core, t: Micros, wins: &[WindowCtx], o: &mut 
             if tot.act.active > 0 {
                 sums.active[di] += 1;
             }
+            if let Some((p, _)) = wc.quota {
+                period_revenue[ri][period_index(p)] = Some(tot.f.revenue);
+            }
             if wc.rep_emit {
                 let quota = wc.quota.and_then(|(p, day)| rep.quotas.get(p, day));
-                let view = WindowView { t: tot, prev_revenue: read.prev_revenue, active_reps: None, quota };
-                emit_window_series(o, &wc.rep_ids, &team.id, Some(&rep.id), wc.name, &view);
+                let view = WindowView { t: tot, prev_revenue: read.prev_revenue, active_reps: None, quota, run_rate: wc.run_rate };
+                emit_window_series(o, &wc.rep_ids, &team.id, Some(&rep.id), wc.name, &view, None);
             }
             sums.tot[di].add_totals(tot);
             add_prev(&mut sums.prev[di], read.prev_revenue);
@@ -268,23 +286,43 @@ fn render_team(team: &Team, core: &Core, t: Micros, wins: &[WindowCtx], o: &mut 
         })
     };
     // The team: its reps' sums plus its own events without a rep.
+    let mut team_revenue: [Option<f64>; 2] = [None; 2];
     for (di, wc) in wins.iter().enumerate() {
-        if !wc.team_emit {
+        if !wc.team_emit && wc.quota.is_none() {
             continue;
         }
         let tot = &mut sums.tot[di];
         let read = team.state.window(w, di, t, &pt, tot);
+        if let Some((p, _)) = wc.quota {
+            team_revenue[period_index(p)] = Some(tot.f.revenue);
+        }
+        if !wc.team_emit {
+            continue;
+        }
         let mut prev = sums.prev[di];
         add_prev(&mut prev, read.prev_revenue);
         let quota = wc.quota.and_then(|(p, day)| team_quota(p, day));
-        let view = WindowView { t: tot, prev_revenue: prev, active_reps: Some(sums.active[di]), quota };
-        emit_window_series(o, &wc.team_ids, &team.id, None, wc.name, &view);
+        let view = WindowView { t: tot, prev_revenue: prev, active_reps: Some(sums.active[di]), quota, run_rate: wc.run_rate };
+        emit_window_series(o, &wc.team_ids, &team.id, None, wc.name, &view, None);
+    }
+
+    // The team's product lines.
+    for (label, state) in team.products.iter() {
+        for (di, wc) in wins.iter().enumerate() {
+            if !wc.team_emit {
+                continue;
+            }
+            tot.clear();
+            state.window(w, di, t, &pt, tot);
+            let view = WindowView { t: tot, prev_revenue: None, active_reps: None, quota: None, run_rate: None };
+            emit_window_series(o, &wc.team_ids, &team.id, None, wc.name, &view, Some(label));
+        }
     }
 
     // Open deals by owner and for the team.
     let mut per_rep: Vec<(u64, f64)> = vec![(0, 0.0); team.reps.len()];
     let (mut n, mut value) = (0u64, 0.0);
-    let retention = crate::joins::Retention { joins: core.cfg.join_horizon, deal_ttl: core.cfg.deal_ttl };
+    let retention = core.retention();
     for d in team.joins.open_deals(t, retention) {
         n += 1;
         value += d.amount;
@@ -302,6 +340,29 @@ fn render_team(team: &Team, core: &Core, t: Micros, wins: &[WindowCtx], o: &mut 
     if n > 0 {
         o.series(OPEN_DEALS, Level::Team, "sales_open_deals", &[("team", &team.id)], n as f64);
         o.series(PIPELINE_VALUE, Level::Team, "sales_pipeline_value", &[("team", &team.id)], value);
+    }
+
+    // Pipeline coverage: open pipeline / what is left of the quota in force
+    // (exported when that is above 0, also with no open deal).
+    for (p, day) in qdays {
+        let k = period_index(p);
+        for ((rep, (_, rv)), rev) in team.reps.iter().zip(&per_rep).zip(&period_revenue) {
+            if let (Some(q), Some(r)) = (rep.quotas.get(p, day), rev[k]) {
+                if let Some(c) = crate::kpi::ratio(*rv, q - r) {
+                    o.series(COVERAGE, Level::Rep, "sales_pipeline_coverage_ratio", &[("team", &team.id), ("rep", &rep.id), ("period", p.as_str())], c);
+                }
+            }
+        }
+        if let (Some(q), Some(r)) = (team_quota(p, day), team_revenue[k]) {
+            if let Some(c) = crate::kpi::ratio(value, q - r) {
+                o.series(COVERAGE, Level::Team, "sales_pipeline_coverage_ratio", &[("team", &team.id), ("period", p.as_str())], c);
+            }
+        }
+    }
+
+    // Region of the team ([segments.regions]).
+    if let Some(region) = core.cfg.regions.get(&*team.id) {
+        o.series(TEAM_INFO, Level::Team, "sales_team_info", &[("team", &team.id), ("region", region)], 1.0);
     }
 
     // Quotas in force.
@@ -332,6 +393,30 @@ fn render_team(team: &Team, core: &Core, t: Micros, wins: &[WindowCtx], o: &mut 
         }
     }
     o.enforce();
+}
+
+/// Index of a quota period in per-period arrays (month 0, quarter 1).
+fn period_index(p: QuotaPeriod) -> usize {
+    match p {
+        QuotaPeriod::Month => 0,
+        QuotaPeriod::Quarter => 1,
+    }
+}
+
+/// `(start, end)` of the month and of the quarter that hold `t`, in the
+/// configured time zone (real elapsed time: a month with a DST change is an
+/// hour longer or shorter).
+fn period_bounds(w: &crate::window::Windows, t: Micros) -> [(Micros, Micros); 2] {
+    let p = w.periods(t);
+    let first = |month: i64| crate::time::days_from_civil(month.div_euclid(12), (month.rem_euclid(12) + 1) as u32, 1);
+    let at = |day: i64| crate::window::local_midnight(w.tz, day);
+    [(at(first(p.month)), at(first(p.month + 1))), (at(first(p.quarter * 3)), at(first(p.quarter * 3 + 3)))]
+}
+
+/// Length of the period / time elapsed since its start, once 24 hours have passed.
+fn run_rate((start, end): (Micros, Micros), t: Micros) -> Option<f64> {
+    let elapsed = t - start;
+    (elapsed >= crate::time::MICROS_PER_DAY).then(|| (end - start) as f64 / elapsed as f64)
 }
 
 fn family(out: &mut String, name: &str, help: &str, kind: &str, body: &str) {
@@ -376,6 +461,7 @@ impl<'c> Renderer<'c> {
     pub fn new(core: &'c Core, t: Micros) -> Self {
         let w = &core.cfg.windows;
         let qdays = quota_days(&w.periods(t));
+        let bounds = period_bounds(w, t);
         let budget = Budget::new(&core.cfg.profile, w, core.cfg.max_series, core.cfg.benchmarks.len());
         let fams = Families::new();
         let ids = |level: Level, di: usize| -> Vec<Option<u32>> {
@@ -383,7 +469,7 @@ impl<'c> Renderer<'c> {
                 .iter()
                 .enumerate()
                 .map(|(i, f)| {
-                    if level == Level::Rep && f.scope == Scope::TeamOnly {
+                    if level == Level::Rep && f.scope != Scope::RepAndTeam {
                         return None;
                     }
                     budget.enabled(Group { level, window: Some(di), slot: fams.slot[i] })
@@ -399,17 +485,25 @@ impl<'c> Renderer<'c> {
                 let team_ids = ids(Level::Team, di);
                 let rep_emit = rep_ids.iter().any(Option::is_some);
                 let team_emit = team_ids.iter().any(Option::is_some);
+                let quota = match d.kind {
+                    WindowKind::Calendar(Calendar::Mtd) => Some(qdays[0]),
+                    WindowKind::Calendar(Calendar::Qtd) => Some(qdays[1]),
+                    _ => None,
+                };
+                let run = match d.kind {
+                    WindowKind::Calendar(Calendar::Mtd) => run_rate(bounds[0], t),
+                    WindowKind::Calendar(Calendar::Qtd) => run_rate(bounds[1], t),
+                    _ => None,
+                };
                 WindowCtx {
                     name: &d.name,
-                    quota: match d.kind {
-                        WindowKind::Calendar(Calendar::Mtd) => Some(qdays[0]),
-                        WindowKind::Calendar(Calendar::Qtd) => Some(qdays[1]),
-                        _ => None,
-                    },
+                    quota,
+                    run_rate: run,
                     // A team's windows (and its active reps) are sums of its
                     // reps' windows (each event is stored once, in its rep):
-                    // read them for the team's series too.
-                    rep_read: rep_emit || team_emit,
+                    // read them for the team's series too, and the month's and
+                    // quarter's revenue for pipeline coverage.
+                    rep_read: rep_emit || team_emit || quota.is_some(),
                     rep_emit,
                     team_emit,
                     rep_ids,
@@ -469,6 +563,14 @@ impl<'c> Renderer<'c> {
         }
         family(out, "sales_benchmark", "Configured benchmark of a KPI (bound min, target or max); a team override has a team label.", "gauge", &bench);
         family(out, "sales_events_total", "Applied events by team, rep and type.", "counter", &take(current + EVENTS));
+        family(
+            out,
+            "sales_pipeline_coverage_ratio",
+            "Open pipeline / (quota in force - revenue of the period so far), by period.",
+            "gauge",
+            &take(current + COVERAGE),
+        );
+        family(out, "sales_team_info", "Region of a team ([segments.regions]); join on team to group by region.", "gauge", &take(current + TEAM_INFO));
         budget.report(&core.cfg.windows)
     }
 }

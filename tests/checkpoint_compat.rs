@@ -40,9 +40,15 @@ fn family(series: &str) -> &str {
     series.split('{').next().unwrap_or(series)
 }
 
-/// Only the series of `families`.
+/// Only the series of `families` (of `sales_benchmark`, only the benchmarks
+/// the old release had: later contract versions add default benchmarks).
 fn restrict(m: &BTreeMap<String, f64>, families: &BTreeSet<String>) -> BTreeMap<String, f64> {
-    m.iter().filter(|(k, _)| families.contains(family(k))).map(|(k, v)| (k.clone(), *v)).collect()
+    const LATER_BENCHMARKS: [&str; 2] = ["kpi=\"lead_touches_mean\"", "kpi=\"pipeline_coverage_ratio\""];
+    m.iter()
+        .filter(|(k, _)| families.contains(family(k)))
+        .filter(|(k, _)| family(k) != "sales_benchmark" || !LATER_BENCHMARKS.iter().any(|b| k.contains(b)))
+        .map(|(k, v)| (k.clone(), *v))
+        .collect()
 }
 
 fn render(shard: &Shard, core: &salespulse::engine::Core) -> BTreeMap<String, f64> {

@@ -26,7 +26,20 @@ use salespulse::gen::{GenConfig, Generator};
 
 const WINDOWS: [&str; 8] = ["1h", "1d", "7d", "30d", "today", "wtd", "mtd", "qtd"];
 const WINDOW_DROP_ORDER: [&str; 8] = ["1h", "today", "wtd", "1d", "30d", "qtd", "mtd", "7d"];
-const TEAM_ONLY: [&str; 5] = ["sales_spend", "sales_active_reps", "sales_cost_per_lead", "sales_cac", "sales_revenue_per_rep"];
+const TEAM_ONLY: [&str; 12] = [
+    "sales_spend",
+    "sales_active_reps",
+    "sales_cost_per_lead",
+    "sales_cac",
+    "sales_revenue_per_rep",
+    "sales_deals_created_by_product",
+    "sales_pipeline_added_by_product",
+    "sales_deals_won_by_product",
+    "sales_deals_lost_by_product",
+    "sales_revenue_by_product",
+    "sales_win_ratio_by_product",
+    "sales_team_info",
+];
 
 struct Data {
     core: Core,

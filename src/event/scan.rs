@@ -228,6 +228,7 @@ const K_CATEGORY: (u64, u64) = key_words(b"category");
 const K_PERIOD: (u64, u64) = key_words(b"period");
 const K_PERIOD_START: (u64, u64) = key_words(b"period_start");
 const K_CURRENCY: (u64, u64) = key_words(b"currency");
+const K_PRODUCT_LINE: (u64, u64) = key_words(b"product_line");
 
 /// Index of the known key `key` (its bit in the seen-mask, and see [`field`]).
 /// Keys hold no NUL byte (a control character), so the padded words alone
@@ -269,6 +270,7 @@ fn key_index(key: &[u8]) -> Option<u32> {
         K_PERIOD => 24,
         K_PERIOD_START => 25,
         K_CURRENCY => 26,
+        K_PRODUCT_LINE => 27,
         _ => return None,
     })
 }
@@ -303,7 +305,8 @@ fn field<'r, 'a>(raw: &'r mut Raw<'a>, i: u32) -> &'r mut Option<Scalar<'a>> {
         23 => &mut raw.category,
         24 => &mut raw.period,
         25 => &mut raw.period_start,
-        _ => &mut raw.currency,
+        26 => &mut raw.currency,
+        _ => &mut raw.product_line,
     }
 }
 

@@ -9,15 +9,18 @@
 //! block (size-prepended) of `bincode(Shard)`. A record with an unknown
 //! version is refused rather than misread.
 //!
-//! Versions: 8 (this one) stores the packed state (`crate::packed`: each
-//! event once, records in one arena per key, 64-bit dedup fingerprints).
-//! Version 7 snapshots are still read (rolling upgrades): decoded with the
-//! frozen layout of `crate::legacy` and converted by `Shard::restored`.
+//! Versions: 9 (this one) adds the v1.1 state to version 8: the leads'
+//! follow-up state, the deals' product line, the teams' product-line
+//! windows. Version 8 stores the packed state (`crate::packed`: each event
+//! once, records in one arena per key, 64-bit dedup fingerprints). Versions
+//! 8 and 7 are still read (rolling upgrades): decoded with the frozen
+//! layouts of `crate::legacy` (the new state empty) and converted by
+//! `Shard::from_v8` / `Shard::restored`.
 
 use crate::engine::Shard;
 
 const MAGIC: &[u8; 4] = b"SPCK";
-const VERSION: u16 = 8;
+const VERSION: u16 = 9;
 /// The oldest version this build reads.
 const OLDEST: u16 = 7;
 
@@ -71,6 +74,10 @@ pub fn decode(bytes: &[u8]) -> Result<(Shard, i64), CheckpointError> {
     let body = lz4_flex::decompress_size_prepended(&bytes[14..])?;
     let shard = if version == 7 {
         Shard::from_v7(bincode::deserialize(&body)?)
+    } else if version == 8 {
+        let shard = Shard::from_v8(bincode::deserialize(&body)?);
+        shard.check().map_err(CheckpointError::Corrupt)?;
+        shard
     } else {
         let shard: Shard = bincode::deserialize(&body)?;
         shard.check().map_err(CheckpointError::Corrupt)?;
@@ -108,7 +115,7 @@ mod tests {
         assert_eq!(restored.ingest(&core2, first.line.as_bytes(), i64::MAX / 2), crate::engine::Outcome::Duplicate);
         assert!(matches!(decode(b"nope"), Err(CheckpointError::Truncated)));
         let mut bad = bytes.clone();
-        bad[4] = 9;
-        assert!(matches!(decode(&bad), Err(CheckpointError::Version(9))));
+        bad[4] = 10;
+        assert!(matches!(decode(&bad), Err(CheckpointError::Version(10))));
     }
 }

@@ -4,7 +4,7 @@
     compare.py [--bin PATH] [--quick] [-j N] [--workdir DIR] [FILE ...] [--suite] [--now T]
 
 Without FILE arguments (or with --suite) runs the suite:
-  1. the worked example: reference == examples.expected.txt exactly, engine ==
+  1. the worked examples (v1 on its families, and v1.1): reference == expected exactly, engine ==
      examples.expected.txt, and engine vs reference (the worked example of
      tests/fixtures/contract/, or $SALESPULSE_SPEC);
   2. generated streams (`salespulse gen`, fixed seeds and fixed --start dates,
@@ -269,26 +269,37 @@ def main():
                      lambda f=f, extra=extra: compare_file(binary, f, extra)))
 
     if args.suite or not args.files:
-        # 1. worked example
-        ex = os.path.join(SPEC, "examples.ndjson")
-        exp = os.path.join(SPEC, "examples.expected.txt")
-        if os.path.exists(ex) and os.path.exists(exp):
+        # 1. worked examples: v1 (on v1's families: v1.1 adds families and
+        # benchmarks) and v1.1 (everything)
+        for ex_name, exp_name, v1_only in (("examples.ndjson", "examples.expected.txt", True),
+                                           ("examples-v1.1.ndjson", "examples-v1.1.expected.txt", False)):
+            ex = os.path.join(SPEC, ex_name)
+            exp = os.path.join(SPEC, exp_name)
+            if not (os.path.exists(ex) and os.path.exists(exp)):
+                # The fixtures ship with the repository: their absence is a failure.
+                jobs.append((f"worked example {ex_name}",
+                             lambda ex_name=ex_name, exp_name=exp_name:
+                             ([f"no {ex_name} / {exp_name} in {os.path.normpath(SPEC)}"], 0)))
+                continue
             expected = parse_exposition(open(exp).read())
 
-            def ref_vs_expected():
-                ref, _ = run_reference(ex, [])
-                return diff_series(ref, expected, rel=0, qrel=0), len(expected)
+            def only(m, expected=expected, v1_only=v1_only):
+                if not v1_only:
+                    return m
+                fams = {k[0] for k in expected}
+                return {k: v for k, v in m.items()
+                        if k[0] in fams and (k[0] != "sales_benchmark" or k in expected)}
 
-            def engine_vs_expected():
+            def ref_vs_expected(ex=ex, expected=expected, only=only):
+                ref, _ = run_reference(ex, [])
+                return diff_series(only(ref), expected, rel=0, qrel=0), len(expected)
+
+            def engine_vs_expected(ex=ex, expected=expected, only=only):
                 eng, _ = run_engine(binary, ex, [])
-                return diff_series(eng, expected), len(expected)
-            jobs.append(("worked example: reference vs examples.expected.txt", ref_vs_expected))
-            jobs.append(("worked example: engine vs examples.expected.txt", engine_vs_expected))
-            jobs.append(("worked example: engine vs reference", lambda: compare_file(binary, ex, [])))
-        else:
-            # The fixture ships with the repository: its absence is a failure.
-            jobs.append(("worked example",
-                         lambda: ([f"no examples.ndjson / examples.expected.txt in {os.path.normpath(SPEC)}"], 0)))
+                return diff_series(only(eng), expected), len(expected)
+            jobs.append((f"worked example {ex_name}: reference vs {exp_name}", ref_vs_expected))
+            jobs.append((f"worked example {ex_name}: engine vs {exp_name}", engine_vs_expected))
+            jobs.append((f"worked example {ex_name}: engine vs reference", lambda ex=ex: compare_file(binary, ex, [])))
         # 2. generated streams
         for spec in generated_specs(args.quick):
             jobs.append(("gen " + " ".join(spec),

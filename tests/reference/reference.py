@@ -39,6 +39,9 @@ MAX_REPS, MAX_TEAMS = 100_000, 10_000
 DEDUP = 7 * DAY
 JOIN_TTL = 180 * DAY
 DEAL_TTL = 365 * DAY
+PERSISTENCE = 14 * DAY          # v1.1 horizons.persistence
+MAX_PRODUCT_LINES = 20          # v1.1 limits.max_product_lines_per_team
+REGIONS = {}                    # v1.1 [segments.regions]
 # rolling windows: (label, length, bucket)
 ROLLING = [("1h", HOUR, MIN), ("1d", DAY, HOUR), ("7d", 7 * DAY, HOUR), ("30d", 30 * DAY, DAY)]
 CALENDAR = ["today", "wtd", "mtd", "qtd"]
@@ -48,6 +51,8 @@ BENCHMARKS = [
     ("reach_ratio", "min", 0.35), ("reach_ratio", "target", 0.40),
     ("pass_ratio", "min", 0.11), ("pipe_ratio", "min", 0.73),
     ("lead_response_within_1h_ratio", "target", 1.0),
+    # v1.1
+    ("lead_touches_mean", "target", 16.0), ("pipeline_coverage_ratio", "target", 3.0),
 ]
 
 ID_RE = re.compile(r"[A-Za-z0-9._:@-]+\Z")
@@ -210,11 +215,12 @@ def validate(raw):
         "meeting.booked": ({"rep_id": rid, "meeting_id": lid}, {"lead_id": lid, "scheduled_for": ts}),
         "meeting.completed": ({"rep_id": rid, "meeting_id": lid, "status": enum("held", "no_show", "rescheduled", "canceled")},
                               {"rescheduled_by": enum("rep", "prospect"), "lead_id": lid}),
-        "deal.created": ({"rep_id": rid, "deal_id": lid, "amount": amount}, {"lead_id": lid}),
-        "quote.sent": ({"rep_id": rid}, {"deal_id": lid, "amount": amount, "lead_id": lid}),
+        # v1.1: product_line follows the team_id id rule (1..64 characters)
+        "deal.created": ({"rep_id": rid, "deal_id": lid, "amount": amount}, {"lead_id": lid, "product_line": rid}),
+        "quote.sent": ({"rep_id": rid}, {"deal_id": lid, "amount": amount, "lead_id": lid, "product_line": rid}),
         "deal.won": ({"rep_id": rid, "deal_id": lid, "amount": amount},
-                     {"lead_id": lid, "kind": enum("new", "upsell", "cross_sell", "renewal"), "margin": amount}),
-        "deal.lost": ({"rep_id": rid, "deal_id": lid}, {"reason": text256, "lead_id": lid}),
+                     {"lead_id": lid, "kind": enum("new", "upsell", "cross_sell", "renewal"), "margin": amount, "product_line": rid}),
+        "deal.lost": ({"rep_id": rid, "deal_id": lid}, {"reason": text256, "lead_id": lid, "product_line": rid}),
         "nps.recorded": ({"score": score}, {"rep_id": rid, "customer_id": lid, "lead_id": lid}),
         "customer.churned": ({"customer_id": lid, "reason": enum("voluntary", "involuntary")}, {"rep_id": rid, "mrr": amount, "lead_id": lid}),
         # READING: rep_id on spend.recorded is ignored (events.md: "rep_id is ignored")
@@ -249,7 +255,7 @@ def validate(raw):
           "lead": g.get("lead_id")}
     for f in ("source", "stage", "outcome", "direction", "meeting_id", "status", "rescheduled_by",
               "deal_id", "amount", "kind", "margin", "score", "customer_id", "reason", "mrr",
-              "category", "period", "period_start"):
+              "category", "period", "period_start", "product_line"):
         if f in g and (f in req or f in opt):
             ev[f] = g[f]
     ev.setdefault("direction", "outbound")
@@ -300,6 +306,15 @@ def month_start_date(t):
 def quarter_start_date(t):
     d = _local_date(t)
     return date(d.year, (d.month - 1) // 3 * 3 + 1, 1)
+
+
+def period_bounds(period, t):
+    """(start, end) instants of the month / quarter holding t, local zone."""
+    d = month_start_date(t) if period == "month" else quarter_start_date(t)
+    months = 1 if period == "month" else 3
+    m = d.month - 1 + months
+    nxt = date(d.year + m // 12, m % 12 + 1, 1)
+    return _ts_of_date(d), _ts_of_date(nxt)
 
 
 def calendar_start(name, t):
@@ -424,6 +439,29 @@ def compute(applied, t):
     lr_obs, cyc_obs = [], []  # (team, rep, time, seconds)
     created_new = set()  # seq of deal.created counted in deals_created / pipeline_added
     leads_new = set()    # seq of lead.created counted in leads_created
+    # v1.1 (metrics.md, "Follow-up persistence", "Touches to SQL")
+    lead_rec = {}        # (team, lead) -> the record of the lead defined by its first applied lead.created
+    all_leads = []       # every such record: team, rep, L, touches, sql
+    sql_obs = []         # dicts: team, rep, e, touches
+    # v1.1 product lines: per team, names with a slot in order of first application
+    pl_names = defaultdict(list)
+    deal_pl = {}         # (team, deal) -> label the first deal.created naming one named
+    pl_of_seq = {}       # seq of a deal event -> its product_line label
+
+    def pl_label(team, name):
+        # READING (decisions.md, v1.1): a line takes its slot with the first
+        # applied event naming it, of any type; "none" and "other" are those labels.
+        if name is None or name == "none":
+            return "none"
+        if name == "other":
+            return "other"
+        names = pl_names[team]
+        if name in names:
+            return name
+        if len(names) < MAX_PRODUCT_LINES:
+            names.append(name)
+            return name
+        return "other"
     # READING: join state ("kept for 180 days") is forgotten once the engine
     # clock is more than 180 days past the lead's / first deal.created's /
     # close's time; an open deal expires once the clock is more than 365 days
@@ -451,13 +489,43 @@ def compute(applied, t):
                 leads[k] = (e, ev["seq"])
                 answered.discard(k)
                 leads_new.add(ev["seq"])
+                rec = {"team": team, "rep": ev["rep"], "L": e, "touches": 0, "sql": False, "acts": [], "sql_obs": None}
+                lead_rec[k] = rec
+                all_leads.append(rec)
+        elif typ == "lead.qualified" and ev["stage"] == "sql":
+            k = (team, ev["lead"])
+            if lead_known(k, clock):
+                rec = lead_rec[k]
+                if e < rec["L"] + PERSISTENCE:
+                    rec["sql"] = True
+                if rec["sql_obs"] is None:
+                    # READING (decisions.md, v1.1, "Touches to SQL under
+                    # reordering"): the activities applied so far, less one
+                    # when the latest of them occurred after the SQL.
+                    n = len(rec["acts"]) - (1 if rec["acts"] and max(rec["acts"]) > e else 0)
+                    rec["sql_obs"] = {"team": team, "rep": ev["rep"], "e": e, "touches": n}
+                    sql_obs.append(rec["sql_obs"])
         elif typ in ("call.logged", "email.logged") and ev["direction"] == "outbound" and ev["lead"]:
             k = (team, ev["lead"])
+            if lead_known(k, clock):
+                rec = lead_rec[k]
+                if e < rec["L"] + PERSISTENCE:
+                    rec["touches"] += 1
+                if rec["sql_obs"] is None:
+                    rec["acts"].append(e)
+                elif e <= rec["sql_obs"]["e"]:
+                    rec["sql_obs"]["touches"] += 1
             if lead_known(k, clock) and k not in answered:
                 answered.add(k)
                 lr_obs.append((team, ev["rep"], e, max(0, e - leads[k][0]) / US))
+        elif typ == "quote.sent":
+            pl_label(team, ev.get("product_line"))
         elif typ == "deal.created":
             k = (team, ev["deal_id"])
+            pl_of_seq[ev["seq"]] = pl_label(team, ev.get("product_line"))
+            # the first deal.created of the deal that names a product line names the deal's
+            if "product_line" in ev and k not in deal_pl:
+                deal_pl[k] = pl_of_seq[ev["seq"]]
             if not deal_known(k, clock):
                 first_deal_created[k] = [e, ev["lead"]]
             elif first_deal_created[k][1] is None:
@@ -492,6 +560,11 @@ def compute(applied, t):
                 created_new.add(ev["seq"])
         elif typ in ("deal.won", "deal.lost"):
             k = (team, ev["deal_id"])
+            # v1.1: the event's product_line, else the one the deal's deal.created named, else none
+            if "product_line" in ev:
+                pl_of_seq[ev["seq"]] = pl_label(team, ev["product_line"])
+            else:
+                pl_of_seq[ev["seq"]] = deal_pl.get(k) or "none"
             if typ == "deal.won":
                 # READING (docs/decisions.md, Joins, "Sales cycle start"): the
                 # deal's lead is the won event's lead_id or, when it carries
@@ -616,6 +689,48 @@ def compute(applied, t):
             if rep is not None and typ != "quota.set":
                 active[(team, w)].add(rep)
 
+    # v1.1: product lines (team level)
+    pl_acc = defaultdict(lambda: defaultdict(float))   # (team, label, window) -> counts
+    for ev in applied:
+        if ev["seq"] not in pl_of_seq:
+            continue
+        inc = {}
+        if ev["type"] == "deal.created":
+            if ev["seq"] in created_new:
+                inc = {"deals_created": 1, "pipeline_added": ev["amount"]}
+        elif ev["type"] == "deal.won":
+            inc = {"deals_won": 1, "revenue": ev["amount"]}
+        elif ev["type"] == "deal.lost":
+            inc = {"deals_lost": 1}
+        if not inc:
+            continue
+        for w in windows_of(ev["e"], t):
+            a = pl_acc[(ev["team"], pl_of_seq[ev["seq"]], w)]
+            a["_any"] += 1
+            for k, v in inc.items():
+                a[k] += v
+    # v1.1: follow-up persistence, observed at L + H once the clock is past it
+    for rec in all_leads:
+        at = rec["L"] + PERSISTENCE
+        if t < at:
+            continue
+        n, sq = rec["touches"], rec["sql"]
+        for w in windows_of(at, t):
+            for sc in scopes(rec["team"], rec["rep"]):
+                a = acc[(sc, w)]
+                a["followed_leads"] += 1
+                a["_touches"] += n
+                a["_single"] += 1 if (n == 1 and not sq) else 0
+                a["_untouched"] += 1 if (n == 0 and not sq) else 0
+            scopes_seen.add((rec["team"], None))
+            if rec["rep"] is not None:
+                scopes_seen.add((rec["team"], rec["rep"]))
+    for o in sql_obs:
+        for w in windows_of(o["e"], t):
+            for sc in scopes(o["team"], o["rep"]):
+                acc[(sc, w)]["sql_conversions"] += 1
+                acc[(sc, w)]["_sql_touches"] += o["touches"]
+
     for team, rep, e, secs in lr_obs:
         for w in windows_of(e, t):
             for sc in scopes(team, rep):
@@ -682,6 +797,15 @@ def compute(applied, t):
             ratio("sales_margin_ratio", get("margin"), get("_margin_base"))
             ratio("sales_avg_deal_size", get("revenue"), get("deals_won"))
             ratio("sales_nps", 100 * (get("nps_promoters") - get("nps_detractors")), get("nps_responses"))
+            # v1.1
+            for k in ("followed_leads", "sql_conversions"):
+                if get(k) != 0:
+                    emit("sales_" + k, L, get(k))
+            ratio("sales_lead_touches_mean", get("_touches"), get("followed_leads"))
+            ratio("sales_leads_single_touch_ratio", get("_single"), get("followed_leads"))
+            ratio("sales_leads_untouched_ratio", get("_untouched"), get("followed_leads"))
+            ratio("sales_touches_to_sql_mean", get("_sql_touches"), get("sql_conversions"))
+            ratio("sales_lead_to_customer_ratio", get("new_customers"), get("leads_created"))
             if get("outbound_activities") > 0:
                 emit("sales_reach_upper95_ratio", L, wilson_upper(get("meaningful_conversations"), get("outbound_activities")))
             if get("sqls") > 0:
@@ -700,6 +824,10 @@ def compute(applied, t):
                 q = quota(team, rep, "month" if w == "mtd" else "quarter")
                 if q is not None:
                     ratio("sales_quota_attainment_ratio", get("revenue"), q)
+                    # v1.1: x (period length / time elapsed), after 24 hours of the period
+                    start, end = period_bounds("month" if w == "mtd" else "quarter", t)
+                    if q > 0 and t - start >= DAY:
+                        emit("sales_projected_quota_attainment_ratio", L, get("revenue") / q * (end - start) / (t - start))
             o = obs.get((sc, w))
             if o:
                 for key, fam in (("lr", "lead_response"), ("cyc", "cycle")):
@@ -723,6 +851,22 @@ def compute(applied, t):
             q = quota(team, rep, period)
             if q is not None:
                 emit("sales_quota", dict(base, period=period), q)
+                # v1.1: coverage = pipeline value / (quota - revenue of mtd / qtd)
+                w = "mtd" if period == "month" else "qtd"
+                if w in CALENDAR:
+                    left = q - acc.get((sc, w), {}).get("revenue", 0.0)
+                    if left > 0:
+                        emit("sales_pipeline_coverage_ratio", dict(base, period=period), sum(d["amount"] for d in mine) / left)
+        if rep is None and team in REGIONS:
+            emit("sales_team_info", {"team": team, "region": REGIONS[team]}, 1)
+    # v1.1 product lines
+    for (team, label, w), a in pl_acc.items():
+        L = {"team": team, "window": w, "product_line": label}
+        for k in ("deals_created", "pipeline_added", "deals_won", "deals_lost", "revenue"):
+            if a.get(k, 0) != 0:
+                emit(f"sales_{k}_by_product", L, a[k])
+        if a.get("deals_won", 0) + a.get("deals_lost", 0) > 0:
+            emit("sales_win_ratio_by_product", L, a.get("deals_won", 0) / (a.get("deals_won", 0) + a.get("deals_lost", 0)))
     for kpi, bound, v in BENCHMARKS:
         emit("sales_benchmark", {"kpi": kpi, "bound": bound}, v)
     for team, kpi, bound, v in TEAM_BENCHMARKS:
@@ -750,7 +894,7 @@ def load_config(path):
     events.max_message_bytes, events.future_tolerance, limits.*, horizons.*,
     benchmarks (and benchmarks.teams.*) of a salespulse TOML config."""
     global TZ, ROLLING, CALENDAR, REPORTING_CURRENCY, MAX_BYTES, FUTURE_TOL
-    global MAX_REPS, MAX_TEAMS, DEDUP, JOIN_TTL, DEAL_TTL, BENCHMARKS
+    global MAX_REPS, MAX_TEAMS, DEDUP, JOIN_TTL, DEAL_TTL, BENCHMARKS, PERSISTENCE, MAX_PRODUCT_LINES, REGIONS
     import tomllib
     import zoneinfo
     cfg = tomllib.load(open(path, "rb"))
@@ -778,6 +922,9 @@ def load_config(path):
     DEDUP = parse_duration(hz.get("dedup", "7d"))
     JOIN_TTL = parse_duration(hz.get("joins", "180d"))
     DEAL_TTL = parse_duration(hz.get("deal_ttl", "365d"))
+    PERSISTENCE = parse_duration(hz.get("persistence", "14d"))
+    MAX_PRODUCT_LINES = lim.get("max_product_lines_per_team", MAX_PRODUCT_LINES)
+    REGIONS = dict(cfg.get("segments", {}).get("regions", {}))
     b = cfg.get("benchmarks")
     if b is not None:
         def split(d):
