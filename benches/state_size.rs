@@ -56,6 +56,21 @@ fn main() {
             live / reps,
             shard.heap_bytes() / reps
         );
+        let b = shard.heap_breakdown();
+        let per = |x: usize| x as f64 / reps as f64 / 1000.0;
+        println!(
+            "  per rep (KB): rep windows {:.2} (index {:.2}, arena {:.2}; records {}), team windows {:.2}, leads {:.2}, deals {:.2}, dedup {:.2}, keys {:.2}; sum {:.2}",
+            per(b.rep_index + b.rep_arena),
+            per(b.rep_index),
+            per(b.rep_arena),
+            b.rep_records.iter().map(|&x| format!("{:.2}", per(x))).collect::<Vec<_>>().join(" / "),
+            per(b.team_windows),
+            per(b.leads),
+            per(b.deals),
+            per(b.dedup),
+            per(b.keys),
+            per(b.total())
+        );
         drop(shard);
     }
 }

@@ -109,9 +109,35 @@ impl Stats {
     }
 }
 
+/// Where a shard's memory goes (bytes, as [`Shard::heap_bytes`] counts them).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeapBreakdown {
+    /// The reps' windows: ring and calendar indexes.
+    pub rep_index: usize,
+    /// The reps' windows: their arenas (records, garbage, spare capacity).
+    pub rep_arena: usize,
+    /// Live record bytes of the reps by bucket size (configuration order),
+    /// then calendar accumulators (part of `rep_arena`).
+    pub rep_records: Vec<usize>,
+    /// The teams' own windows (events without a rep).
+    pub team_windows: usize,
+    pub leads: usize,
+    pub deals: usize,
+    pub dedup: usize,
+    /// Team and rep structs, ids, indexes.
+    pub keys: usize,
+}
+
+impl HeapBreakdown {
+    pub fn total(&self) -> usize {
+        self.rep_index + self.rep_arena + self.team_windows + self.leads + self.deals + self.dedup + self.keys
+    }
+}
+
 /// Quotas of one rep or team: `(period, first day, amount)`, last set wins.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Quotas(Vec<(QuotaPeriod, i64, f64)>);
+
 
 impl Quotas {
     fn set(&mut self, p: QuotaPeriod, day: i64, amount: f64) {
@@ -146,6 +172,9 @@ pub struct Rep {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Team {
     pub id: Box<str>,
+    /// The windows of the team's events without a rep (spend, churn, ...):
+    /// the team's own windows are these plus the sum of its reps' (summed at
+    /// render time), so an event updates one key, not two.
     pub state: KeyState,
     /// Applied events without a rep, by type.
     pub events: [u64; EventType::COUNT],
@@ -155,6 +184,13 @@ pub struct Team {
     pub joins: Joins,
     /// The team's own quotas.
     pub quotas: Quotas,
+}
+
+impl Team {
+    /// A team restored from an earlier snapshot format.
+    pub(crate) fn restore(id: Box<str>, state: KeyState, events: [u64; EventType::COUNT], reps: Vec<Rep>, joins: Joins, quotas: Quotas) -> Team {
+        Team { id, state, events, reps, rep_index: HashMap::new(), joins, quotas }
+    }
 }
 
 /// Caches the calendar periods of the two local days looked up last (the
@@ -209,6 +245,10 @@ pub struct Shard {
     pub stats: Stats,
     #[serde(skip)]
     cache: TimeCache,
+    /// A snapshot of checkpoint format 7, converted by [`Shard::restored`]
+    /// (which knows the windows the conversion needs).
+    #[serde(skip)]
+    v7: Option<Box<crate::legacy::ShardV7>>,
 }
 
 impl Shard {
@@ -216,15 +256,43 @@ impl Shard {
         Self::default()
     }
 
+    /// A shard holding a format-7 snapshot until [`Shard::restored`].
+    pub fn from_v7(v7: crate::legacy::ShardV7) -> Self {
+        Shard { v7: Some(Box::new(v7)), ..Shard::default() }
+    }
+
     /// Rebuilds lookup indexes after deserialization and re-registers the
     /// shard's reps and teams with the process-wide cardinality counts.
     pub fn restored(mut self, core: &Core) -> Self {
+        if let Some(v7) = self.v7.take() {
+            let p = v7.into_parts(&core.cfg.windows);
+            self.teams = p.teams;
+            self.dedup = p.dedup;
+            self.event_clock = p.event_clock;
+            self.next_compact = p.next_compact;
+            self.next_join_sweep = p.next_join_sweep;
+        }
         self.team_index = self.teams.iter().enumerate().map(|(i, t)| (t.id.clone(), i as u32)).collect();
         for t in &mut self.teams {
             t.rep_index = t.reps.iter().enumerate().map(|(i, r)| (r.id.clone(), i as u32)).collect();
+            t.state.fit_windows(&core.cfg.windows);
+            for r in &mut t.reps {
+                r.state.fit_windows(&core.cfg.windows);
+            }
         }
         self.register(core);
         self
+    }
+
+    /// Checks a shard read back from a snapshot (see [`KeyState::check`]).
+    pub fn check(&self) -> Result<(), String> {
+        for t in &self.teams {
+            t.state.check().map_err(|e| format!("team {}: {e}", t.id))?;
+            for r in &t.reps {
+                r.state.check().map_err(|e| format!("team {} rep {}: {e}", t.id, r.id))?;
+            }
+        }
+        Ok(())
     }
 
     fn register(&self, core: &Core) {
@@ -339,10 +407,13 @@ impl Shard {
         if let Some(d) = delta {
             let pe = self.cache.periods(&cfg.windows, e);
             let pt = self.cache.periods(&cfg.windows, t);
-            team.state.add(&cfg.windows, e, &pe, t, &pt, &d);
-            if let Some(ri) = ri {
-                team.reps[ri].state.add(&cfg.windows, e, &pe, t, &pt, &d);
-            }
+            // A team's windows are its reps' plus its own state, which holds
+            // only the events without a rep (see `Team::state`).
+            let state = match ri {
+                Some(ri) => &mut team.reps[ri].state,
+                None => &mut team.state,
+            };
+            state.add(&cfg.windows, e, &pe, t, &pt, &d);
         }
         match ri {
             Some(ri) => team.reps[ri].events[ev.ty.index()] += 1,
@@ -399,6 +470,33 @@ impl Shard {
             })
             .sum();
         teams + self.dedup.heap_bytes() + self.team_index.capacity() * 24
+    }
+
+    /// [`Shard::heap_bytes`] by component, for the memory bench.
+    pub fn heap_breakdown(&self) -> HeapBreakdown {
+        let mut b = HeapBreakdown { dedup: self.dedup.heap_bytes(), keys: self.team_index.capacity() * 24, ..HeapBreakdown::default() };
+        for t in &self.teams {
+            let (leads, deals) = t.joins.heap_parts();
+            b.leads += leads;
+            b.deals += deals;
+            b.team_windows += t.state.heap_bytes();
+            b.keys += std::mem::size_of::<Team>()
+                + t.reps.capacity() * std::mem::size_of::<Rep>()
+                + t.rep_index.capacity() * 24
+                + t.id.len()
+                + t.reps.iter().map(|r| r.id.len()).sum::<usize>();
+            for r in &t.reps {
+                let (index, arena) = r.state.heap_parts();
+                b.rep_index += index;
+                b.rep_arena += arena;
+                let rec = r.state.record_bytes();
+                if b.rep_records.len() < rec.len() {
+                    b.rep_records.resize(rec.len(), 0);
+                }
+                b.rep_records.iter_mut().zip(rec).for_each(|(x, y)| *x += y);
+            }
+        }
+        b
     }
 
     pub fn team(&self, id: &str) -> Option<&Team> {

@@ -31,6 +31,8 @@ use serde::Deserialize;
 
 use crate::time::{parse_date, parse_rfc3339, Micros};
 
+mod scan;
+
 /// Why an event was not applied. The `as_str` names are the `reason` label
 /// values of the invalid-event counters and dead-letter headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, thiserror::Error)]
@@ -162,7 +164,23 @@ impl EventType {
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| t.as_str() == s)
+        Some(match s {
+            "lead.created" => Self::LeadCreated,
+            "lead.qualified" => Self::LeadQualified,
+            "call.logged" => Self::CallLogged,
+            "email.logged" => Self::EmailLogged,
+            "meeting.booked" => Self::MeetingBooked,
+            "meeting.completed" => Self::MeetingCompleted,
+            "deal.created" => Self::DealCreated,
+            "quote.sent" => Self::QuoteSent,
+            "deal.won" => Self::DealWon,
+            "deal.lost" => Self::DealLost,
+            "nps.recorded" => Self::NpsRecorded,
+            "customer.churned" => Self::CustomerChurned,
+            "spend.recorded" => Self::SpendRecorded,
+            "quota.set" => Self::QuotaSet,
+            _ => return None,
+        })
     }
     pub fn index(self) -> usize {
         self as usize
@@ -435,11 +453,21 @@ fn as_str<'a>(s: Scalar<'a>, name: &'static str) -> Result<Cow<'a, str>, Invalid
     }
 }
 
+/// The bytes of the id rule.
+const ID_BYTES: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b':' | b'@' | b'-');
+        b += 1;
+    }
+    t
+};
+
 /// `A-Z a-z 0-9 . _ : @ -`, 1..=max characters.
 fn valid_id(s: &str, max: usize) -> bool {
-    !s.is_empty()
-        && s.len() <= max
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'@' | b'-'))
+    !s.is_empty() && s.len() <= max && s.bytes().all(|b| ID_BYTES[usize::from(b)])
 }
 
 fn id<'a>(s: Scalar<'a>, name: &'static str, max: usize) -> Result<Cow<'a, str>, Invalid> {
@@ -495,12 +523,22 @@ pub fn parse_event<'a>(bytes: &'a [u8], rules: &ValidationRules) -> Result<Event
     if bytes.len() > rules.max_message_bytes {
         return Err(Invalid::new(InvalidReason::TooLarge, format!("{} bytes", bytes.len())));
     }
-    let raw: Raw<'a> = match sonic_rs::from_slice(bytes) {
+    let raw = match scan::scan(bytes) {
+        Some(raw) => raw,
+        None => parse_raw_serde(bytes)?,
+    };
+    validate(raw, rules)
+}
+
+/// The general path: serde (sonic-rs, then serde_json for what sonic-rs
+/// refuses), for every message the direct scan leaves to it.
+fn parse_raw_serde(bytes: &[u8]) -> Result<Raw<'_>, Invalid> {
+    let raw: Raw<'_> = match sonic_rs::from_slice(bytes) {
         Ok(raw) => raw,
         // sonic-rs refuses a number beyond the f64 range (`1e400`) even in a
         // field it ignores, which is valid JSON; serde_json only refuses it
         // in a field that is read. A rare path: only for lines sonic-rs refused.
-        Err(e) => match serde_json::from_slice::<Raw<'a>>(bytes) {
+        Err(e) => match serde_json::from_slice::<Raw<'_>>(bytes) {
             Ok(raw) => raw,
             Err(j) if j.to_string().starts_with("number out of range") => {
                 return Err(Invalid::new(InvalidReason::BadField, "a number beyond the range of a double"))
@@ -508,7 +546,7 @@ pub fn parse_event<'a>(bytes: &'a [u8], rules: &ValidationRules) -> Result<Event
             Err(_) => return Err(Invalid::new(InvalidReason::Json, e.to_string())),
         },
     };
-    validate(raw, rules)
+    Ok(raw)
 }
 
 fn validate<'a>(mut r: Raw<'a>, rules: &ValidationRules) -> Result<Event<'a>, Invalid> {
@@ -708,6 +746,7 @@ fn validate<'a>(mut r: Raw<'a>, rules: &ValidationRules) -> Result<Event<'a>, In
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn parse(s: &str) -> Result<Event<'_>, Invalid> {
         parse_event(s.as_bytes(), &ValidationRules::default())
@@ -858,5 +897,120 @@ mod tests {
         let s = ev(r#""type":"quota.set","period":"quarter","period_start":"2026-10-01","amount":1e5"#);
         let e = parse(&s).unwrap();
         assert!(matches!(e.payload, Payload::Quota { period: QuotaPeriod::Quarter, amount, .. } if amount == 100000.0));
+    }
+
+    /// Both paths on one message: the direct scan (with its fallback) and
+    /// serde alone must give the same event or the same invalid reason and detail.
+    fn same_on_both_paths(line: &[u8]) -> Result<(), String> {
+        let rules = ValidationRules::default();
+        let fast = parse_event(line, &rules);
+        let slow = parse_raw_serde(line).and_then(|raw| validate(raw, &rules));
+        if fast == slow {
+            Ok(())
+        } else {
+            Err(format!("{:?}\n fast: {fast:?}\n serde: {slow:?}", String::from_utf8_lossy(line)))
+        }
+    }
+
+    #[test]
+    fn event_types_and_keys_round_trip() {
+        for t in EventType::ALL {
+            assert_eq!(EventType::parse(t.as_str()), Some(t));
+        }
+        assert_eq!(EventType::parse("deal.wonx"), None);
+    }
+
+    #[test]
+    fn direct_scan_agrees_with_serde_on_edge_cases() {
+        let cases: &[&[u8]] = &[
+            br#"{"event_id":"e","type":"deal.won","occurred_at":"2026-11-02T09:14:00.250+01:00","team_id":"t","rep_id":"r","deal_id":"d","amount":12000.50,"margin":0.1}"#,
+            br#" { "event_id" : "e" , "type": "deal.won", "occurred_at": "2026-11-02T09:14:00Z", "team_id": "t", "rep_id": "r", "deal_id": "d", "amount": 0 } "#,
+            b"{\"event_id\":\"e\",\t\"type\":\"quote.sent\",\r\n\"occurred_at\":\"2026-11-02T09:14:00Z\",\"team_id\":\"t\",\"rep_id\":\"r\"}\n",
+            br#"{"event_id":"e","type":"deal.won","occurred_at":"2026-11-02T09:14:00Z","team_id":"t","rep_id":"r","deal_id":"d","amount":1e3}"#,
+            br#"{"event_id":"e","type":"deal.won","occurred_at":"2026-11-02T09:14:00Z","team_id":"t","rep_id":"r","deal_id":"d","amount":-0}"#,
+            br#"{"event_id":"e","type":"deal.won","occurred_at":"2026-11-02T09:14:00Z","team_id":"t","rep_id":"r","deal_id":"d","amount":-0.0}"#,
+            br#"{"event_id":"e","type":"deal.won","occurred_at":"2026-11-02T09:14:00Z","team_id":"t","rep_id":"r","deal_id":"d","amount":0123}"#,
+            br#"{"event_id":"e","type":"deal.won","occurred_at":"2026-11-02T09:14:00Z","team_id":"t","rep_id":"r","deal_id":"d","amount":1.}"#,
+            br#"{"event_id":"e","type":"deal.won","occurred_at":"2026-11-02T09:14:00Z","team_id":"t","rep_id":"r","deal_id":"d","amount":123456789012345678}"#,
+            br#"{"event_id":"e","type":"deal.won","occurred_at":"2026-11-02T09:14:00Z","team_id":"t","rep_id":"r","deal_id":"d","amount":0.1000000000000001}"#,
+            br#"{"event_id":"e","type":"deal.won","occurred_at":"2026-11-02T09:14:00Z","team_id":"t","rep_id":"r","deal_id":"d","amount":999999999999999.9}"#,
+            br#"{"event_id":"e","type":"nps.recorded","occurred_at":"2026-11-02T09:14:00Z","team_id":"t","score":9.0,"score":8}"#,
+            br#"{"event_id":"e","type":"nps.recorded","occurred_at":"2026-11-02T09:14:00Z","team_id":"t","score":null,"score":8}"#,
+            br#"{"event_id":"e","type":"nps.recorded","occurred_at":"2026-11-02T09:14:00Z","team_id":"t","score":7,"x":1,"x":2}"#,
+            br#"{"event_id":"e","type":"nps.recorded","occurred_at":"2026-11-02T09:14:00Z","team_id":"t","score":true}"#,
+            br#"{"event_id":"e","type":"nps.recorded","occurred_at":"2026-11-02T09:14:00Z","team_id":"t","score":7,"x":[1,{"a":null}]}"#,
+            br#"{"event_id":"e","type":"nps.recorded","occurred_at":"2026-11-02T09:14:00Z","team_id":"t","score":7,"x":tru}"#,
+            br#"{"event_id":"e","type":"nps.recorded","occurred_at":"2026-11-02T09:14:00Z","team_id":"t","score":7,"x":nullx}"#,
+            br#"{"event_id":"e","type":"nps.recorded","occurred_at":"2026-11-02T09:14:00Z","team_id":"t","score":7}x"#,
+            br#"{"event_id":"e","type":"nps.recorded","occurred_at":"2026-11-02T09:14:00Z","team_id":"t","score":7,}"#,
+            br#"{"event_id":"e","type":"nps.recorded","occurred_at":"2026-11-02T09:14:00Z","team_id":"t","score":7"#,
+            br#"{"event_\u0069d":"e","type":"nps.recorded","occurred_at":"2026-11-02T09:14:00Z","team_id":"t","score":7}"#,
+            br#"{"event_id":"caf\u00e9","type":"nps.recorded","occurred_at":"2026-11-02T09:14:00Z","team_id":"t","score":7}"#,
+            "{\"event_id\":\"café\",\"type\":\"deal.lost\",\"occurred_at\":\"2026-11-02T09:14:00Z\",\"team_id\":\"t\",\"rep_id\":\"r\",\"deal_id\":\"d\",\"reason\":\"précio\"}".as_bytes(),
+            b"{\"event_id\":\"e\",\"type\":\"deal.lost\",\"occurred_at\":\"2026-11-02T09:14:00Z\",\"team_id\":\"t\",\"rep_id\":\"r\",\"deal_id\":\"d\",\"reason\":\"\xff\"}",
+            b"{\"event_id\":\"e\",\"type\":\"deal.lost\",\"occurred_at\":\"2026-11-02T09:14:00Z\",\"team_id\":\"t\",\"rep_id\":\"r\",\"deal_id\":\"d\",\"reason\":\"a\tb\"}",
+            b"{\"event_id\":\"e\",\"type\":\"deal.lost\",\"occurred_at\":\"2026-11-02T09:14:00Z\",\"team_id\":\"t\",\"rep_id\":\"r\",\"deal_id\":\"d\"}\x0b",
+            br#"{}"#,
+            br#"  "#,
+            br#"[]"#,
+            br#"{"event_id":"e","type":"lead.created","occurred_at":"2026-11-02T09:14:00Z","team_id":"t","lead_id":"L","x":1e400}"#,
+        ];
+        for c in cases {
+            same_on_both_paths(c).unwrap();
+        }
+        // The plain shapes take the direct scan.
+        for c in &cases[..3] {
+            assert!(scan::scan(c).is_some(), "{}", String::from_utf8_lossy(c));
+        }
+        for style in [crate::gen::Style::Compact, crate::gen::Style::Crm] {
+            let cfg = crate::gen::GenConfig { days: 3, style, ..Default::default() };
+            for e in crate::gen::Generator::new(cfg) {
+                assert!(scan::scan(e.line.as_bytes()).is_some(), "{}", e.line);
+                same_on_both_paths(e.line.as_bytes()).unwrap();
+            }
+        }
+    }
+
+    fn json_value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-zA-Z0-9 ._:@-]{0,12}".prop_map(|s| format!("\"{s}\"")),
+            "[ -~]{0,6}".prop_map(|s| serde_json::to_string(&s).unwrap_or_default()),
+            "\\PC{0,4}".prop_map(|s| serde_json::to_string(&s).unwrap_or_default()),
+            (0u64..100_000_000, 0u32..4).prop_map(|(m, k)| if k == 0 { m.to_string() } else { format!("{}.{:0k$}", m / 10u64.pow(k), m % 10u64.pow(k), k = k as usize) }),
+            "-?(0|[1-9][0-9]{0,18})(\\.[0-9]{1,18})?([eE][-+]?[0-9]{1,3})?",
+            "[0-9.eE+-]{1,6}",
+            prop_oneof![Just("true"), Just("false"), Just("null"), Just("[1, 2]"), Just("{\"a\": {}}"), Just("nul"), Just("")].prop_map(str::to_owned),
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn direct_scan_agrees_with_serde(
+            ty in prop_oneof![Just("deal.won"), Just("nps.recorded"), Just("call.logged"), Just("quota.set"), Just("deal.lost"), Just("x")],
+            fields in proptest::collection::vec((
+                prop_oneof![
+                    Just("amount"), Just("margin"), Just("score"), Just("rep_id"), Just("deal_id"), Just("outcome"),
+                    Just("period"), Just("period_start"), Just("reason"), Just("currency"), Just("duration_s"), Just("unknown"),
+                ],
+                json_value(),
+            ), 0..6),
+            ws in proptest::collection::vec(prop_oneof![Just(""), Just(" "), Just("\t"), Just("\r\n"), Just("x")], 8),
+            cut in proptest::option::weighted(0.1, 0usize..200),
+        ) {
+            let mut line = format!(
+                "{}{{{}\"event_id\":\"e1\",\"type\":{}\"{ty}\",\"occurred_at\":\"2026-11-02T09:14:00.5+01:00\",\"team_id\"{}:\"t\"",
+                ws[0], ws[1], ws[2], ws[3]
+            );
+            for (i, (k, v)) in fields.iter().enumerate() {
+                line.push_str(&format!(",{}\"{k}\"{}:{}{v}{}", ws[4 + i % 2], ws[5], ws[6 + i % 2], ws[(i + 3) % 8]));
+            }
+            line.push('}');
+            line.push_str(ws[7]);
+            let mut bytes = line.into_bytes();
+            if let Some(c) = cut {
+                bytes.truncate(c.min(bytes.len()));
+            }
+            proptest::prop_assert!(same_on_both_paths(&bytes).is_ok(), "{}", same_on_both_paths(&bytes).unwrap_err());
+        }
     }
 }

@@ -13,6 +13,15 @@
 //! `laggard` pins one rep at ~0.08 and lifts every other to at least 0.42.
 //! Memory stays bounded: one simulated day is produced at a time, plus the
 //! scheduled follow-ups of open funnel items and the disorder buffer.
+//!
+//! [`Profile`]s name the three sizes the benches use (`small`: the default,
+//! `realistic`: 40 teams of 12 reps over 90 days, `large`: 1 000 teams of 10
+//! reps over 30 days), and [`Style`] how lines are written: `compact` (the
+//! default, byte for byte what earlier releases wrote) or `crm`, the same
+//! events as a CRM bridge sends them: every timestamp with a fraction (3 or
+//! 6 digits) and the team's UTC offset, and `"key": value, ` separators as
+//! Python's `json.dumps` writes them. A style changes only the bytes, never
+//! the events: both styles of one seed fold to the same KPIs.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -45,6 +54,61 @@ pub struct GenConfig {
     pub broken_ratio: f64,
     /// (team index, rep index) of a rep far below the reach benchmark.
     pub laggard: Option<(usize, usize)>,
+    /// How lines are written (the events are the same in every style).
+    pub style: Style,
+}
+
+/// How the generator writes an event (see the module doc).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Style {
+    /// `{"key":"value",...}`, timestamps mostly `Z` with whole seconds.
+    #[default]
+    Compact,
+    /// `{"key": "value", ...}`, timestamps with a fraction and the team's offset.
+    Crm,
+}
+
+impl Style {
+    pub const NAMES: [&'static str; 2] = ["compact", "crm"];
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "compact" => Some(Style::Compact),
+            "crm" => Some(Style::Crm),
+            _ => None,
+        }
+    }
+}
+
+/// A named size of sales org for benches and demos.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// 4 teams × 8 reps, 14 days, compact lines: [`GenConfig::default`].
+    Small,
+    /// 40 teams × 12 reps (480), 90 days, CRM-style lines.
+    Realistic,
+    /// 1 000 teams × 10 reps (10 000), 30 days, CRM-style lines.
+    Large,
+}
+
+impl Profile {
+    pub const NAMES: [&'static str; 3] = ["small", "realistic", "large"];
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "small" => Some(Profile::Small),
+            "realistic" => Some(Profile::Realistic),
+            "large" => Some(Profile::Large),
+            _ => None,
+        }
+    }
+    /// The generator settings of this profile (everything else default).
+    pub fn config(self) -> GenConfig {
+        let d = GenConfig::default();
+        match self {
+            Profile::Small => d,
+            Profile::Realistic => GenConfig { teams: 40, reps_per_team: 12, days: 90, style: Style::Crm, ..d },
+            Profile::Large => GenConfig { teams: 1000, reps_per_team: 10, days: 30, style: Style::Crm, ..d },
+        }
+    }
 }
 
 impl Default for GenConfig {
@@ -60,6 +124,7 @@ impl Default for GenConfig {
             redeliver_ratio: 0.0,
             broken_ratio: 0.0,
             laggard: None,
+            style: Style::Compact,
         }
     }
 }
@@ -184,10 +249,15 @@ impl Generator {
         self.steps.push(Reverse((at, self.seq, rep, step)));
     }
 
-    /// Formats a timestamp: mostly `Z` seconds, some with milliseconds, some
-    /// with a +01:00 or -05:00 offset (same instant).
-    fn stamp(&mut self, ms: i64) -> String {
+    /// Formats a timestamp of `team`: compact style: mostly `Z` seconds,
+    /// some with milliseconds, some with a +01:00 or -05:00 offset (same
+    /// instant); CRM style: see [`Generator::crm_stamp`].
+    fn stamp(&mut self, ms: i64, team: usize) -> String {
+        // Drawn in both styles: the random stream, hence the events, stay the same.
         let style = self.rng.gen_range(0..10);
+        if self.cfg.style == Style::Crm {
+            return crm_stamp(ms, team, style);
+        }
         let (offset_min, suffix): (i64, &str) = match style {
             0 => (60, "+01:00"),
             1 => (-300, "-05:00"),
@@ -208,7 +278,7 @@ impl Generator {
     /// Builds one event line: `body` is the part after the envelope.
     fn emit(&mut self, ts: i64, rep: Option<usize>, team: usize, ty: &str, body: &str) {
         self.next_id += 1;
-        let at = self.stamp(ts);
+        let at = self.stamp(ts, team);
         self.buf.clear();
         let _ = write!(
             self.buf,
@@ -375,7 +445,7 @@ impl Generator {
             Step::Book { lead } => {
                 let meeting = self.obj();
                 let when = at + 2 * MS_DAY + self.rng.gen_range(0..2 * MS_DAY);
-                let sched = self.stamp(when);
+                let sched = self.stamp(when, team);
                 self.emit(at, Some(r), team, "meeting.booked", &format!(r#","lead_id":"L-{lead}","meeting_id":"M-{meeting}","scheduled_for":"{sched}""#));
                 self.schedule(when + 45 * MS_MIN, r, Step::Complete { lead, meeting });
             }
@@ -502,8 +572,63 @@ impl Iterator for Generator {
             }
         }
         let Reverse((_, _, p)) = self.out.pop()?;
-        Some(GenEvent { ts_ms: p.ts, team_id: team_name(p.team), line: p.line })
+        let line = match self.cfg.style {
+            Style::Compact => p.line,
+            Style::Crm => spaced(&p.line),
+        };
+        Some(GenEvent { ts_ms: p.ts, team_id: team_name(p.team), line })
     }
+}
+
+/// UTC offsets (minutes) of the teams' CRM instances, by team index modulo 8.
+const TEAM_OFFSETS_MIN: [i64; 8] = [60, -300, 480, -180, -360, 120, 330, 0];
+
+/// A CRM-style timestamp of `ms` for `team`: the team's local time with its
+/// offset (`Z` for the UTC team), always with a fraction: milliseconds as
+/// JavaScript's `toISOString` writes them, or for one event in five six
+/// digits as Python's `isoformat` writes a millisecond time (`.250000`).
+/// `draw` (0..10) is the random value the compact style uses.
+fn crm_stamp(ms: i64, team: usize, draw: u32) -> String {
+    let offset_min = TEAM_OFFSETS_MIN[team % TEAM_OFFSETS_MIN.len()];
+    let local = ms + offset_min * MS_MIN;
+    let secs = local.div_euclid(1000);
+    let (y, m, d) = crate::time::civil_from_days(secs.div_euclid(86_400));
+    let sod = secs.rem_euclid(86_400);
+    let mut s = format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}", sod / 3600, sod / 60 % 60, sod % 60, local.rem_euclid(1000));
+    if draw < 2 {
+        s.push_str("000");
+    }
+    if offset_min == 0 {
+        s.push('Z');
+    } else {
+        let a = offset_min.abs();
+        let _ = write!(s, "{}{:02}:{:02}", if offset_min < 0 { '-' } else { '+' }, a / 60, a % 60);
+    }
+    s
+}
+
+/// `line` with a space after every `:` and `,` outside strings, as Python's
+/// `json.dumps` separates keys and values (also for the truncated broken
+/// lines: only string state is tracked).
+fn spaced(line: &str) -> String {
+    let mut out = String::with_capacity(line.len() + line.len() / 6);
+    let (mut in_str, mut escaped) = (false, false);
+    for c in line.chars() {
+        out.push(c);
+        if in_str {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_str = false,
+                _ => {}
+            }
+        } else if c == '"' {
+            in_str = true;
+        } else if c == ':' || c == ',' {
+            out.push(' ');
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -551,6 +676,30 @@ mod tests {
         assert!(out_of_order > 100);
         let dups = ids.values().filter(|&&n| n == 2).count();
         assert!(dups > 100 && ids.values().all(|&n| n <= 2), "{dups}");
+    }
+
+    #[test]
+    fn crm_style_writes_the_same_events() {
+        let cfg = GenConfig { days: 4, teams: 9, reps_per_team: 2, redeliver_ratio: 0.02, disorder_s: 60, ..GenConfig::default() };
+        let compact = lines(cfg.clone());
+        let crm = lines(GenConfig { style: Style::Crm, ..cfg });
+        assert_eq!(compact.len(), crm.len());
+        let rules = ValidationRules::default();
+        let (mut offsets, mut six) = (std::collections::BTreeSet::new(), 0);
+        for (a, b) in compact.iter().zip(&crm) {
+            assert_eq!((a.ts_ms, &a.team_id), (b.ts_ms, &b.team_id));
+            let (ea, eb) = (parse_event(a.line.as_bytes(), &rules).unwrap(), parse_event(b.line.as_bytes(), &rules).unwrap());
+            assert_eq!(ea, eb, "{} vs {}", a.line, b.line);
+            assert!(b.line.starts_with(r#"{"event_id": "g-1-"#) && b.line.contains(r#"", "type": ""#), "{}", b.line);
+            let at = b.line.split(r#""occurred_at": ""#).nth(1).and_then(|r| r.split('"').next()).unwrap();
+            assert_eq!(at.as_bytes()[19], b'.', "{at}");
+            offsets.insert(at[23..].trim_start_matches("000").to_string());
+            six += usize::from(at[20..].bytes().take_while(u8::is_ascii_digit).count() == 6);
+        }
+        // eight team offsets (Z among them), and about one stamp in five with six digits
+        assert_eq!(offsets.len(), 8, "{offsets:?}");
+        assert!(six * 10 > crm.len() && six * 3 < crm.len(), "{six} of {}", crm.len());
+        assert_eq!(spaced(r#"{"a":"x:, \"y,","b":[1,2]}"#), r#"{"a": "x:, \"y,", "b": [1, 2]}"#);
     }
 
     #[test]

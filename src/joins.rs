@@ -14,10 +14,9 @@
 //! Entries are packed: a lead in 8 bytes, a deal in 48 (its options as one
 //! flag byte), unpacked to plain structs for every decision.
 
-use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
 
-use crate::dedup::PrehashedBuild;
+use crate::fptable::FpTable;
 use crate::time::{Micros, MICROS_PER_SEC};
 
 fn fp(id: &str) -> u64 {
@@ -29,8 +28,8 @@ fn fp(id: &str) -> u64 {
 /// bytes instead of 24). Exact for `|created| < 2^62` µs (146 000 years);
 /// event timestamps are years 0000–9999 (`|µs| < 2^58`), and a time outside
 /// that range is clamped into it.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-struct Lead(i64);
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Lead(i64);
 
 impl Lead {
     const LIMIT: Micros = 1 << 62;
@@ -75,10 +74,11 @@ struct Deal {
     counted: bool,
 }
 
-/// A [`Deal`] as stored: the option tags and `counted` in one flag byte
-/// (48 bytes instead of 88). Unused fields are zero.
+/// A [`Deal`] as format 7 stored it: the option tags and `counted` in one
+/// flag byte (48 bytes instead of 88). Unused fields are zero. Read from old
+/// checkpoints only; see [`DealSlot`].
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-struct PackedDeal {
+pub(crate) struct PackedDeal {
     first_created: Micros,
     lead: u64,
     amount: f64,
@@ -95,6 +95,8 @@ const HAS_CLOSED_AT: u8 = 8;
 const COUNTED: u8 = 16;
 
 impl Deal {
+    /// As format 7 stored it (written by tests; restores only read it).
+    #[cfg(test)]
     fn pack(&self) -> PackedDeal {
         let flag = |b: bool, f: u8| if b { f } else { 0 };
         let o = self.open;
@@ -132,6 +134,57 @@ impl PackedDeal {
     }
 }
 
+/// A [`Deal`] as stored now: 40 bytes. An open deal is never closed
+/// (opening clears `closed_at`, closing clears `open`), so the opening time
+/// of an open deal and the closing time of a closed one share `time`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct DealSlot {
+    first_created: Micros,
+    lead: u64,
+    time: Micros,
+    amount: f64,
+    owner: u32,
+    flags: u8,
+}
+
+impl Deal {
+    fn slot(&self) -> DealSlot {
+        debug_assert!(self.open.is_none() || self.closed_at.is_none());
+        let flag = |b: bool, f: u8| if b { f } else { 0 };
+        let o = self.open;
+        DealSlot {
+            first_created: self.first_created.unwrap_or(0),
+            lead: self.lead.unwrap_or(0),
+            time: o.map(|o| o.opened).or(self.closed_at).unwrap_or(0),
+            amount: o.map_or(0.0, |o| o.amount),
+            owner: o.map_or(0, |o| o.owner),
+            flags: flag(self.first_created.is_some(), HAS_FIRST_CREATED)
+                | flag(self.lead.is_some(), HAS_LEAD)
+                | flag(o.is_some(), HAS_OPEN)
+                | flag(o.is_none() && self.closed_at.is_some(), HAS_CLOSED_AT)
+                | flag(self.counted, COUNTED),
+        }
+    }
+}
+
+impl DealSlot {
+    fn has(&self, f: u8) -> bool {
+        self.flags & f != 0
+    }
+    fn open(&self) -> Option<OpenDeal> {
+        self.has(HAS_OPEN).then_some(OpenDeal { amount: self.amount, owner: self.owner, opened: self.time })
+    }
+    fn unpack(&self) -> Deal {
+        Deal {
+            first_created: self.has(HAS_FIRST_CREATED).then_some(self.first_created),
+            lead: self.has(HAS_LEAD).then_some(self.lead),
+            open: self.open(),
+            closed_at: self.has(HAS_CLOSED_AT).then_some(self.time),
+            counted: self.has(COUNTED),
+        }
+    }
+}
+
 /// What a `deal.created` did.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum DealCreated {
@@ -155,8 +208,8 @@ impl DealCreated {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Joins {
-    leads: HashMap<u64, Lead, PrehashedBuild>,
-    deals: HashMap<u64, PackedDeal, PrehashedBuild>,
+    leads: FpTable<Lead>,
+    deals: FpTable<DealSlot>,
 }
 
 /// Retention settings.
@@ -175,11 +228,7 @@ impl Joins {
     /// Returns whether it is a new lead (counted in `sales_leads_created`);
     /// a later `lead.created` of a known lead (a CRM re-sync, say) is not.
     pub fn lead_created(&mut self, lead: &str, e: Micros, t: Micros, r: Retention) -> bool {
-        let mut new = false;
-        let entry = self.leads.entry(fp(lead)).or_insert_with(|| {
-            new = true;
-            Lead::new(e)
-        });
+        let (entry, mut new) = self.leads.get_or_insert_with(fp(lead), || Lead::new(e));
         if !new && t - entry.created() > r.joins {
             // The old lead expired: this is a new one.
             *entry = Lead::new(e);
@@ -191,7 +240,7 @@ impl Joins {
     /// An outbound activity on `lead` at `e`: the lead-response observation
     /// in seconds if this is the lead's first one after its creation.
     pub fn outbound_activity(&mut self, lead: &str, e: Micros, t: Micros, r: Retention) -> Option<f64> {
-        let l = self.leads.get_mut(&fp(lead))?;
+        let l = self.leads.get_mut(fp(lead))?;
         if l.responded() || t - l.created() > r.joins {
             return None;
         }
@@ -202,7 +251,7 @@ impl Joins {
     /// What is known of the deal with fingerprint `key` at clock `t`,
     /// forgetting what retention no longer keeps; the caller stores it back.
     fn deal_entry(&self, key: u64, t: Micros, r: Retention) -> Deal {
-        let mut d = self.deals.get(&key).map_or_else(Deal::default, PackedDeal::unpack);
+        let mut d = self.deals.get(key).map_or_else(Deal::default, DealSlot::unpack);
         if d.first_created.is_some_and(|c| t - c > r.joins) {
             d.first_created = None;
             d.lead = None;
@@ -225,7 +274,7 @@ impl Joins {
         let key = fp(deal);
         let mut d = self.deal_entry(key, t, r);
         let what = Self::created(&mut d, lead, amount, owner, e);
-        self.deals.insert(key, d.pack());
+        self.deals.insert(key, d.slot());
         what
     }
 
@@ -269,7 +318,7 @@ impl Joins {
         let mut d = self.deal_entry(key, t, r);
         d.open = None;
         d.closed_at = Some(d.closed_at.map_or(e, |c| c.max(e)));
-        self.deals.insert(key, d.pack());
+        self.deals.insert(key, d.slot());
     }
 
     /// `deal.won` at `e`: closes the deal and returns the sales-cycle
@@ -277,12 +326,12 @@ impl Joins {
     /// (the won event's `lead_id`, else the one its `deal.created` named) if
     /// that lead is known, else from the deal's first `deal.created` if known.
     pub fn deal_won(&mut self, deal: &str, lead: Option<&str>, e: Micros, t: Micros, r: Retention) -> Option<f64> {
-        let known = self.deals.get(&fp(deal)).map(PackedDeal::unpack);
+        let known = self.deals.get(fp(deal)).map(DealSlot::unpack);
         let deal_lead = known.filter(|d| d.first_created.is_some_and(|c| t - c <= r.joins)).and_then(|d| d.lead);
         let start_lead = lead
             .map(fp)
             .or(deal_lead)
-            .and_then(|l| self.leads.get(&l))
+            .and_then(|l| self.leads.get(l))
             .map(|l| l.created())
             .filter(|&c| t - c <= r.joins);
         let start_deal = known.and_then(|d| d.first_created).filter(|c| t - c <= r.joins);
@@ -307,15 +356,36 @@ impl Joins {
             let mut d = p.unpack();
             if d.open.is_some_and(|o| t - o.opened > r.deal_ttl) {
                 d.open = None;
-                *p = d.pack();
+                *p = d.slot();
             }
             d.open.is_some() || d.first_created.is_some_and(|c| t - c <= r.joins) || d.closed_at.is_some_and(|c| t - c <= r.joins)
         });
     }
 
+    /// Bytes of the lead and of the deal tables.
+    pub fn heap_parts(&self) -> (usize, usize) {
+        (self.leads.heap_bytes(), self.deals.heap_bytes())
+    }
+
     pub fn heap_bytes(&self) -> usize {
-        self.leads.capacity() * (std::mem::size_of::<(u64, Lead)>() + 1)
-            + self.deals.capacity() * (std::mem::size_of::<(u64, PackedDeal)>() + 1)
+        self.leads.heap_bytes() + self.deals.heap_bytes()
+    }
+
+    /// Joins restored from format 7 (leads and packed deals by fingerprint).
+    pub(crate) fn from_v7(leads: Vec<(u64, Lead)>, deals: Vec<(u64, PackedDeal)>) -> Self {
+        let deals = deals.into_iter().map(|(k, p)| (k, p.unpack().closed_if_open_too().slot())).collect();
+        Joins { leads: FpTable::from_entries(leads), deals: FpTable::from_entries(deals) }
+    }
+}
+
+impl Deal {
+    /// Format 7 could not hold an open deal with a closing time either; were
+    /// there one, the deal is open (its closing time is cleared by opening).
+    fn closed_if_open_too(mut self) -> Deal {
+        if self.open.is_some() {
+            self.closed_at = None;
+        }
+        self
     }
 }
 
@@ -345,6 +415,23 @@ mod tests {
             }
         }
         assert_eq!(std::mem::size_of::<(u64, PackedDeal)>(), 56);
+    }
+
+    #[test]
+    fn deal_slots_round_trip() {
+        let open = Some(OpenDeal { amount: -0.0, owner: 7, opened: -5 });
+        for first_created in [None, Some(0), Some(-3)] {
+            for lead in [None, Some(0), Some(u64::MAX)] {
+                for (open, closed_at) in [(None, None), (None, Some(9)), (None, Some(0)), (open, None)] {
+                    for counted in [false, true] {
+                        let d = Deal { first_created, lead, open, closed_at, counted };
+                        assert_eq!(d.slot().unpack(), d);
+                        assert_eq!(d.pack().unpack().closed_if_open_too().slot().unpack(), d);
+                    }
+                }
+            }
+        }
+        assert_eq!(std::mem::size_of::<DealSlot>(), 40);
     }
 
     #[test]

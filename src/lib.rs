@@ -13,9 +13,11 @@
 //! - [`window`]: window definitions, bucket arithmetic, calendar periods in a
 //!   time zone, the late horizon.
 //! - [`measures`]: what one bucket accumulates and what one event adds.
+//! - [`packed`]: the byte records buckets are stored in, one arena per key.
 //! - [`sketch`]: the mergeable quantile sketch for durations.
 //! - [`state`]: the windowed state of one rep or team.
 //! - [`dedup`]: applied `event_id`s within the dedup horizon.
+//! - [`fptable`]: the dense fingerprint-keyed table behind dedup and joins.
 //! - [`joins`]: lead response, sales cycle and the open-deal book.
 //! - [`engine`]: the fold of one event into a shard (pipeline order, clock,
 //!   event → delta, cardinality, compaction).
@@ -25,6 +27,8 @@
 //! - [`render`]: streaming Prometheus exposition of a set of shards.
 //! - [`config`]: the configuration file and its validation.
 //! - [`gen`]: a seedable generator of realistic CRM event streams.
+//! - [`legacy`]: the state layout of checkpoint format 7, frozen, and its
+//!   conversion (rolling upgrades).
 //!
 //! Adapters (I/O at the edge):
 //!
@@ -52,10 +56,13 @@ pub mod dedup;
 pub mod engine;
 pub mod event;
 pub mod exposition;
+pub mod fptable;
 pub mod gen;
 pub mod joins;
 pub mod kpi;
+pub mod legacy;
 pub mod measures;
+pub mod packed;
 pub mod render;
 pub mod replay;
 pub mod run;

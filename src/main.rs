@@ -94,17 +94,33 @@ enum Cmd {
 }
 
 #[derive(clap::Args)]
+#[command(after_help = "Profiles (the benches' sizes; --teams, --reps-per-team, --days and --style override them):\n  \
+    small      4 teams x 8 reps, 14 days, compact lines (the default)\n  \
+    realistic  40 teams x 12 reps, 90 days, crm lines (~1.8 M events, ~390 MB)\n  \
+    large      1000 teams x 10 reps, 30 days, crm lines (~12 M events, ~2.7 GB)\n\
+Styles (the same events, only the bytes differ):\n  \
+    compact    {\"key\":\"value\",...}; timestamps mostly Z, whole seconds\n  \
+    crm        {\"key\": \"value\", ...} as Python's json.dumps writes it; every timestamp\n             \
+with a fraction (.250 or .250000) and the team's UTC offset")]
 struct GenArgs {
     /// Random seed: the same seed gives the same bytes.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    #[arg(long, default_value_t = 4)]
-    teams: usize,
-    #[arg(long, default_value_t = 8)]
-    reps_per_team: usize,
-    /// Simulated days.
-    #[arg(long, default_value_t = 14)]
-    days: u32,
+    /// Size and style of the org: small, realistic or large (see below).
+    #[arg(long, default_value = "small", value_parser = clap::builder::PossibleValuesParser::new(salespulse::gen::Profile::NAMES))]
+    profile: String,
+    /// How lines are written: compact or crm (default: the profile's).
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(salespulse::gen::Style::NAMES))]
+    style: Option<String>,
+    /// Teams (default: the profile's; small: 4).
+    #[arg(long)]
+    teams: Option<usize>,
+    /// Reps per team (default: the profile's; small: 8).
+    #[arg(long)]
+    reps_per_team: Option<usize>,
+    /// Simulated days (default: the profile's; small: 14).
+    #[arg(long)]
+    days: Option<u32>,
     /// Start of the simulated period (RFC 3339); default: `days` days before today's UTC midnight, so the stream ends today.
     #[arg(long)]
     start: Option<String>,
@@ -248,14 +264,23 @@ fn replay(file: &str, now: Option<&str>, config: Option<PathBuf>, quiet: bool) -
 }
 
 fn gen(a: GenArgs) -> Result<()> {
-    use salespulse::gen::{GenConfig, Generator};
+    use salespulse::gen::{GenConfig, Generator, Profile, Style};
+    // The value parsers only let the listed names through.
+    let profile = Profile::parse(&a.profile).with_context(|| format!("--profile {}: expected small, realistic or large", a.profile))?.config();
+    let style = match a.style.as_deref() {
+        Some(s) => Style::parse(s).with_context(|| format!("--style {s}: expected compact or crm"))?,
+        None => profile.style,
+    };
+    let teams = a.teams.unwrap_or(profile.teams);
+    let reps_per_team = a.reps_per_team.unwrap_or(profile.reps_per_team);
+    let days = a.days.unwrap_or(profile.days);
     let laggard = match a.laggard.as_deref() {
         None => None,
         Some(s) => {
             let (t, r) = s.split_once(':').context("--laggard expects TEAM_INDEX:REP_INDEX, e.g. 0:3")?;
             let (t, r): (usize, usize) = (t.parse()?, r.parse()?);
-            if t >= a.teams || r >= a.reps_per_team {
-                bail!("--laggard {s}: there are {} teams of {} reps (indexes start at 0)", a.teams, a.reps_per_team);
+            if t >= teams || r >= reps_per_team {
+                bail!("--laggard {s}: there are {teams} teams of {reps_per_team} reps (indexes start at 0)");
             }
             Some((t, r))
         }
@@ -264,20 +289,21 @@ fn gen(a: GenArgs) -> Result<()> {
         Some(s) => parse_rfc3339(s).with_context(|| format!("--start {s:?} is not RFC 3339"))? / 1000,
         None => {
             let day = salespulse::time::MICROS_PER_DAY;
-            (wall_now().div_euclid(day) - a.days as i64) * day / 1000
+            (wall_now().div_euclid(day) - days as i64) * day / 1000
         }
     };
     let cfg = GenConfig {
         seed: a.seed,
-        teams: a.teams,
-        reps_per_team: a.reps_per_team,
-        days: a.days,
+        teams,
+        reps_per_team,
+        days,
         start_ms,
         activities_per_rep_day: a.activities,
         disorder_s: a.disorder_s,
         redeliver_ratio: a.redeliver,
         broken_ratio: a.broken,
         laggard,
+        style,
     };
     let out: Box<dyn Write> = match &a.output {
         Some(p) => Box::new(File::create(p).with_context(|| format!("creating {}", p.display()))?),

@@ -69,6 +69,46 @@ macro_rules! funnel {
         const N_SUMS: u32 = [$(stringify!($s),)*].len() as u32;
         const _: () = assert!(N_COUNTS + N_SUMS <= 32);
 
+        /// Number of count fields of [`FunnelDelta`] / [`FunnelTotals`].
+        pub const FUNNEL_COUNTS: usize = N_COUNTS as usize;
+        /// Number of sum fields of [`FunnelDelta`] / [`FunnelTotals`].
+        pub const FUNNEL_SUMS: usize = N_SUMS as usize;
+
+        impl FunnelDelta {
+            /// The count fields, in declaration order (for tests that build deltas).
+            pub fn count_fields_mut(&mut self) -> [&mut u32; FUNNEL_COUNTS] {
+                [$(&mut self.$c,)*]
+            }
+            /// The sum fields, in declaration order.
+            pub fn sum_fields_mut(&mut self) -> [&mut f64; FUNNEL_SUMS] {
+                [$(&mut self.$s,)*]
+            }
+            /// The count fields, in declaration order.
+            pub fn count_values(&self) -> [u32; FUNNEL_COUNTS] {
+                [$(self.$c,)*]
+            }
+            /// The sum fields, in declaration order.
+            pub fn sum_values(&self) -> [f64; FUNNEL_SUMS] {
+                [$(self.$s,)*]
+            }
+        }
+
+        impl FunnelTotals {
+            /// The counts and sums, without the sketches.
+            fn clone_counts_sums(&self) -> FunnelTotals {
+                FunnelTotals { $($c: self.$c,)* $($s: self.$s,)* response: Sketch::default(), cycle: Sketch::default() }
+            }
+
+            /// The count fields, in declaration order.
+            pub fn count_fields(&mut self) -> [&mut u64; FUNNEL_COUNTS] {
+                [$(&mut self.$c,)*]
+            }
+            /// The sum fields, in declaration order.
+            pub fn sum_fields(&mut self) -> [&mut f64; FUNNEL_SUMS] {
+                [$(&mut self.$s,)*]
+            }
+        }
+
         impl Funnel {
             fn add(&mut self, d: &FunnelDelta) {
                 let mut i = 0u32;
@@ -297,6 +337,26 @@ impl Totals {
         if let Some(f) = &m.funnel {
             self.f.add(f);
         }
+    }
+
+    /// Adds another window's totals (a team's window is its reps' summed).
+    pub fn add_totals(&mut self, o: &Totals) {
+        let (a, b) = (&mut self.act, &o.act);
+        a.outbound += b.outbound;
+        a.inbound += b.inbound;
+        a.outbound_calls += b.outbound_calls;
+        a.connects += b.connects;
+        a.meaningful += b.meaningful;
+        a.active += b.active;
+        let mut of = o.f.clone_counts_sums();
+        for (x, y) in self.f.count_fields().into_iter().zip(of.count_fields()) {
+            *x += *y;
+        }
+        for (x, y) in self.f.sum_fields().into_iter().zip(of.sum_fields()) {
+            *x += *y;
+        }
+        self.f.response.merge(&o.f.response);
+        self.f.cycle.merge(&o.f.cycle);
     }
 
     /// Resets to zero, keeping the sketches' allocations for the next window.

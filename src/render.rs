@@ -208,11 +208,35 @@ fn series(out: &mut String, name: &str, labels: &[(&str, &str)], v: f64) {
     out.push('\n');
 }
 
-fn render_team(team: &Team, core: &Core, t: Micros, wins: &[WindowCtx], o: &mut Out, tot: &mut Totals) {
+/// Per-window sums of a team's reps, reused from team to team.
+struct TeamSums {
+    tot: Vec<Totals>,
+    prev: Vec<Option<f64>>,
+    active: Vec<u64>,
+}
+
+impl TeamSums {
+    fn new(windows: usize) -> Self {
+        TeamSums { tot: vec![Totals::default(); windows], prev: vec![None; windows], active: vec![0; windows] }
+    }
+    fn clear(&mut self) {
+        self.tot.iter_mut().for_each(Totals::clear);
+        self.prev.iter_mut().for_each(|p| *p = None);
+        self.active.iter_mut().for_each(|a| *a = 0);
+    }
+}
+
+fn add_prev(sum: &mut Option<f64>, p: Option<f64>) {
+    if let Some(p) = p {
+        *sum = Some(sum.unwrap_or(0.0) + p);
+    }
+}
+
+fn render_team(team: &Team, core: &Core, t: Micros, wins: &[WindowCtx], o: &mut Out, tot: &mut Totals, sums: &mut TeamSums) {
     let w = &core.cfg.windows;
     let pt = w.periods(t);
-    let mut active = vec![0u64; w.defs.len()];
     let qdays = quota_days(&pt);
+    sums.clear();
 
     for rep in &team.reps {
         for (di, wc) in wins.iter().enumerate() {
@@ -222,13 +246,15 @@ fn render_team(team: &Team, core: &Core, t: Micros, wins: &[WindowCtx], o: &mut 
             tot.clear();
             let read = rep.state.window(w, di, t, &pt, tot);
             if tot.act.active > 0 {
-                active[di] += 1;
+                sums.active[di] += 1;
             }
             if wc.rep_emit {
                 let quota = wc.quota.and_then(|(p, day)| rep.quotas.get(p, day));
                 let view = WindowView { t: tot, prev_revenue: read.prev_revenue, active_reps: None, quota };
                 emit_window_series(o, &wc.rep_ids, &team.id, Some(&rep.id), wc.name, &view);
             }
+            sums.tot[di].add_totals(tot);
+            add_prev(&mut sums.prev[di], read.prev_revenue);
         }
         o.enforce();
     }
@@ -241,14 +267,17 @@ fn render_team(team: &Team, core: &Core, t: Micros, wins: &[WindowCtx], o: &mut 
             any.then_some(s)
         })
     };
+    // The team: its reps' sums plus its own events without a rep.
     for (di, wc) in wins.iter().enumerate() {
         if !wc.team_emit {
             continue;
         }
-        tot.clear();
+        let tot = &mut sums.tot[di];
         let read = team.state.window(w, di, t, &pt, tot);
+        let mut prev = sums.prev[di];
+        add_prev(&mut prev, read.prev_revenue);
         let quota = wc.quota.and_then(|(p, day)| team_quota(p, day));
-        let view = WindowView { t: tot, prev_revenue: read.prev_revenue, active_reps: Some(active[di]), quota };
+        let view = WindowView { t: tot, prev_revenue: prev, active_reps: Some(sums.active[di]), quota };
         emit_window_series(o, &wc.team_ids, &team.id, None, wc.name, &view);
     }
 
@@ -339,6 +368,7 @@ pub struct Renderer<'c> {
     wins: Vec<WindowCtx<'c>>,
     out: Out,
     tot: Totals,
+    sums: TeamSums,
 }
 
 impl<'c> Renderer<'c> {
@@ -367,12 +397,8 @@ impl<'c> Renderer<'c> {
             .map(|(di, d)| {
                 let rep_ids = ids(Level::Rep, di);
                 let team_ids = ids(Level::Team, di);
-                // The team's active reps come from its reps' windows.
-                let needs_active = WINDOW_FAMILIES
-                    .iter()
-                    .zip(&team_ids)
-                    .any(|(f, id)| id.is_some() && matches!(f.name, "sales_active_reps" | "sales_revenue_per_rep"));
                 let rep_emit = rep_ids.iter().any(Option::is_some);
+                let team_emit = team_ids.iter().any(Option::is_some);
                 WindowCtx {
                     name: &d.name,
                     quota: match d.kind {
@@ -380,21 +406,25 @@ impl<'c> Renderer<'c> {
                         WindowKind::Calendar(Calendar::Qtd) => Some(qdays[1]),
                         _ => None,
                     },
-                    rep_read: rep_emit || needs_active,
+                    // A team's windows (and its active reps) are sums of its
+                    // reps' windows (each event is stored once, in its rep):
+                    // read them for the team's series too.
+                    rep_read: rep_emit || team_emit,
                     rep_emit,
-                    team_emit: team_ids.iter().any(Option::is_some),
+                    team_emit,
                     rep_ids,
                     team_ids,
                 }
             })
             .collect();
-        Renderer { core, t, wins, out: Out { fams, budget }, tot: Totals::default() }
+        let sums = TeamSums::new(wins.len());
+        Renderer { core, t, wins, out: Out { fams, budget }, tot: Totals::default(), sums }
     }
 
     /// Adds the series of every team of `shard`.
     pub fn add(&mut self, shard: &Shard) {
         for team in &shard.teams {
-            render_team(team, self.core, self.t, &self.wins, &mut self.out, &mut self.tot);
+            render_team(team, self.core, self.t, &self.wins, &mut self.out, &mut self.tot, &mut self.sums);
         }
     }
 

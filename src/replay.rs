@@ -3,7 +3,8 @@
 //! Owns: splitting a byte stream into lines (one event per line, blank lines
 //! skipped, a final line without newline accepted, lines over the message
 //! limit counted `too_large` without being buffered whole), progress callbacks
-//! and the summary.
+//! and the summary. Lines are folded straight from the reader's buffer; only
+//! a line that continues past the end of the buffer is copied.
 //! Must not touch: event semantics (all in [`crate::engine`]).
 
 use std::io::{self, BufRead};
@@ -68,23 +69,18 @@ pub fn replay(
     let start = Instant::now();
     let max = core.cfg.rules.max_message_bytes;
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    // Bytes of the line gathered in `buf` so far (it keeps at most `max + 2`).
+    let mut pending = 0usize;
     let (mut lines, mut bytes) = (0u64, 0u64);
     let mut now = wall();
-    loop {
-        buf.clear();
-        let (n, oversized) = read_line_capped(input, &mut buf, max)?;
-        if n == 0 {
-            break;
-        }
-        bytes += n as u64;
-        let line = trim_line(&buf);
+    let mut fold = |line: &[u8], oversized: bool, lines: &mut u64, bytes_read: u64| {
         if line.is_empty() && !oversized {
-            continue;
+            return;
         }
-        lines += 1;
-        if lines % 65_536 == 0 {
+        *lines += 1;
+        if *lines % 65_536 == 0 {
             now = wall();
-            progress(bytes);
+            progress(bytes_read);
         }
         let outcome = if oversized {
             let inv = Invalid { reason: InvalidReason::TooLarge, detail: Some(format!("over {max} bytes").into()) };
@@ -94,8 +90,59 @@ pub fn replay(
             shard.ingest(core, line, now)
         };
         if let crate::engine::Outcome::Invalid(inv) = &outcome {
-            on_invalid(lines, inv);
+            on_invalid(*lines, inv);
         }
+    };
+    loop {
+        // Complete lines are folded straight from the reader's buffer; a
+        // line that continues past it is gathered in `buf` (capped).
+        let avail = match input.fill_buf() {
+            Ok(a) => a,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if avail.is_empty() {
+            if !buf.is_empty() {
+                let oversized = line_body_len(&buf, pending) > max;
+                fold(trim_line(&buf), oversized, &mut lines, bytes);
+            }
+            break;
+        }
+        let mut pos = 0;
+        if !buf.is_empty() {
+            // The rest of a line begun in an earlier buffer.
+            let (chunk, done) = match memchr::memchr(b'\n', avail) {
+                Some(i) => (&avail[..=i], true),
+                None => (avail, false),
+            };
+            buf.extend_from_slice(&chunk[..chunk.len().min((max + 2).saturating_sub(buf.len()))]);
+            pending += chunk.len();
+            bytes += chunk.len() as u64;
+            pos = chunk.len();
+            if !done {
+                input.consume(pos);
+                continue;
+            }
+            let oversized = line_body_len(&buf, pending) > max;
+            fold(trim_line(&buf), oversized, &mut lines, bytes);
+            buf.clear();
+        }
+        let from = pos;
+        for nl in memchr::memchr_iter(b'\n', &avail[from..]) {
+            let full = &avail[pos..=from + nl];
+            bytes += full.len() as u64;
+            // As if read into a buffer capped at `max + 2` bytes.
+            let cap = &full[..full.len().min(max + 2)];
+            let oversized = line_body_len(cap, full.len()) > max;
+            fold(trim_line(cap), oversized, &mut lines, bytes);
+            pos = from + nl + 1;
+        }
+        let rest = &avail[pos..];
+        buf.extend_from_slice(&rest[..rest.len().min(max + 2)]);
+        pending = rest.len();
+        bytes += rest.len() as u64;
+        let n = avail.len();
+        input.consume(n);
     }
     progress(bytes);
     Ok(Summary { stats: shard.stats.clone(), lines, bytes, seconds: start.elapsed().as_secs_f64() })
@@ -119,38 +166,6 @@ fn trim_line(b: &[u8]) -> &[u8] {
         end -= 1;
     }
     &b[..end]
-}
-
-/// Reads one line into `buf`, keeping at most `max + 2` bytes of it; returns
-/// the bytes consumed and whether the line was longer than `max`.
-fn read_line_capped(input: &mut dyn BufRead, buf: &mut Vec<u8>, max: usize) -> io::Result<(usize, bool)> {
-    let mut consumed = 0;
-    let mut content = 0usize;
-    loop {
-        let avail = match input.fill_buf() {
-            Ok(a) => a,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if avail.is_empty() {
-            return Ok((consumed, line_body_len(buf, content) > max));
-        }
-        let (chunk, done) = match avail.iter().position(|&b| b == b'\n') {
-            Some(i) => (&avail[..=i], true),
-            None => (avail, false),
-        };
-        let len = chunk.len();
-        content += len;
-        if buf.len() < max + 2 {
-            let room = (max + 2 - buf.len()).min(len);
-            buf.extend_from_slice(&chunk[..room]);
-        }
-        input.consume(len);
-        consumed += len;
-        if done {
-            return Ok((consumed, line_body_len(buf, content) > max));
-        }
-    }
 }
 
 #[cfg(test)]
@@ -183,5 +198,36 @@ mod tests {
         assert_eq!(s.lines, 4);
         assert_eq!(s.stats.applied, 2);
         assert_eq!(invalid, vec![(2, InvalidReason::Json), (3, InvalidReason::TooLarge)]);
+    }
+
+    #[test]
+    fn lines_split_across_reads_fold_the_same() {
+        let mut cfg = CoreConfig::default();
+        cfg.rules.max_message_bytes = 120;
+        let ok = |id: &str| format!(r#"{{"event_id":"{id}","type":"quote.sent","occurred_at":"2026-11-15T07:00:00Z","team_id":"t","rep_id":"r"}}"#);
+        let text = format!(
+            "{}\r\n\n{}\n{}\r\r\n{}x\n{}\n\n{}",
+            ok("a"),
+            "y".repeat(300),
+            ok("b"),
+            ok("c"),
+            format!("{}\r\r{}", "z".repeat(120), "w".repeat(5)),
+            ok("d")
+        );
+        let run = |cap: usize| {
+            let core = Core::new(cfg.clone(), Clock::Event);
+            let mut shard = Shard::new();
+            let mut invalid = Vec::new();
+            let mut input = io::BufReader::with_capacity(cap, text.as_bytes());
+            let s = replay(&mut input, &mut shard, &core, &|| i64::MAX / 2, &mut |_| {}, &mut |n, i| invalid.push((n, i.clone()))).unwrap();
+            (s.lines, s.bytes, s.stats, invalid)
+        };
+        let want = run(1 << 16);
+        assert_eq!(want.0, 6);
+        assert_eq!(want.2.applied, 3);
+        assert_eq!(want.3.iter().map(|(n, i)| (*n, i.reason)).collect::<Vec<_>>(), vec![(2, InvalidReason::TooLarge), (4, InvalidReason::Json), (5, InvalidReason::Json)]);
+        for cap in [1, 2, 3, 5, 8, 64, 121, 122, 123, 200] {
+            assert_eq!(run(cap), want, "buffer of {cap} bytes");
+        }
     }
 }

@@ -102,6 +102,54 @@ impl Sketch {
         self.add_bin(bin, 1, true);
     }
 
+    /// Records observation `x` in bin `bin` (= `bin_of(x)`), growing the bins
+    /// by doubling (for sketches summed at render time, not kept in state).
+    pub fn add_obs(&mut self, x: f64, bin: i16) {
+        if self.bins.is_empty() {
+            self.min = x;
+            self.max = x;
+        } else {
+            self.min = self.min.min(x);
+            self.max = self.max.max(x);
+        }
+        self.add_bin(bin, 1, false);
+    }
+
+    /// Adds observations given as sorted `(bin, count)` pairs (counts above
+    /// 0) whose exact minimum and maximum are `min` and `max`: the same as
+    /// merging a sketch with those bins.
+    pub fn merge_bins(&mut self, min: f64, max: f64, bins: impl Iterator<Item = (i16, u32)>) {
+        let mut bins = bins.peekable();
+        if bins.peek().is_none() {
+            return;
+        }
+        if self.bins.is_empty() {
+            self.min = min;
+            self.max = max;
+            self.bins.extend(bins);
+            return;
+        }
+        self.min = self.min.min(min);
+        self.max = self.max.max(max);
+        for (b, n) in bins {
+            self.add_bin(b, n, false);
+        }
+    }
+
+    /// A sketch of sorted `(bin, count)` pairs (counts above 0) whose
+    /// observations lie in `[min, max]`.
+    pub fn from_parts(bins: Vec<(i16, u32)>, min: f64, max: f64) -> Sketch {
+        if bins.is_empty() {
+            return Sketch::default();
+        }
+        Sketch { bins, min, max }
+    }
+
+    /// The sorted `(bin, count)` pairs and the exact minimum and maximum.
+    pub fn parts(&self) -> (&[(i16, u32)], f64, f64) {
+        (&self.bins, self.min, self.max)
+    }
+
     /// Adds all observations of `other`.
     pub fn merge(&mut self, other: &Sketch) {
         if other.bins.is_empty() {

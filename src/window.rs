@@ -100,6 +100,8 @@ pub enum WindowError {
     TimeZone(String),
     #[error("no windows configured")]
     Empty,
+    #[error("window {0:?} has more than 2^30 buckets: give it a larger bucket size")]
+    TooManyBuckets(String),
 }
 
 /// The window set of a deployment: definitions, bucket sizes, time zone.
@@ -110,6 +112,57 @@ pub struct Windows {
     pub tz: Tz,
     /// Which calendar windows are configured.
     pub calendars: Vec<Calendar>,
+    /// Roll-up chains of [`Windows::grans`] (indexes, finest first): every
+    /// bucket size is in exactly one chain, and each one rolls up into the
+    /// next of its chain (see [`rollup_chains`]).
+    pub chains: Vec<Vec<usize>>,
+    /// For each bucket size, its chain and its position in it.
+    pub chain_of: Vec<(usize, usize)>,
+}
+
+/// Windows of more buckets than this are refused: bucket indexes are kept
+/// relative to a base in 32 bits (see `state`), which is exact while a ring
+/// spans under 2^31 buckets (2 000 years of minutes).
+pub const MAX_BUCKETS: i64 = 1 << 30;
+
+/// Groups bucket sizes into roll-up chains: size `g` rolls up into the next
+/// larger size `p` of its chain when `p` is a multiple of `g` and the range
+/// `g` keeps in full plus a bucket of each fits in the range `p` keeps in
+/// full, so a bucket that leaves `g`'s range lands in `p`'s (reads stay
+/// exact without that, it only keeps odd configurations from rolling up
+/// into sizes that keep less). Each size takes the smallest such `p` not
+/// taken yet. With the defaults: 1 minute → 1 hour → 1 day.
+pub fn rollup_chains(grans: &[Granularity]) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..grans.len()).collect();
+    order.sort_by_key(|&i| grans[i].bucket);
+    let mut parent: Vec<Option<usize>> = vec![None; grans.len()];
+    let mut has_child = vec![false; grans.len()];
+    for (k, &g) in order.iter().enumerate() {
+        let fine = &grans[g];
+        let p = order[k + 1..].iter().copied().find(|&p| {
+            let coarse = &grans[p];
+            !has_child[p]
+                && coarse.bucket > fine.bucket
+                && coarse.bucket % fine.bucket == 0
+                && fine.bucket.saturating_mul(fine.current_buckets + 1).saturating_add(coarse.bucket)
+                    <= coarse.bucket.saturating_mul(coarse.current_buckets)
+        });
+        if let Some(p) = p {
+            parent[g] = Some(p);
+            has_child[p] = true;
+        }
+    }
+    order
+        .iter()
+        .filter(|&&g| !has_child[g])
+        .map(|&g| {
+            let mut chain = vec![g];
+            while let Some(p) = parent[*chain.last().unwrap_or(&g)] {
+                chain.push(p);
+            }
+            chain
+        })
+        .collect()
 }
 
 fn parse_len(s: &str) -> Option<Micros> {
@@ -180,12 +233,28 @@ impl Windows {
             }
             defs.push(WindowDef { name, kind });
         }
-        Ok(Windows { defs, grans, tz, calendars })
+        if let Some(d) = defs.iter().find(|d| matches!(d.kind, WindowKind::Rolling { len, bucket, .. } if len / bucket > MAX_BUCKETS)) {
+            return Err(WindowError::TooManyBuckets(d.name.clone()));
+        }
+        let chains = rollup_chains(&grans);
+        let mut chain_of = vec![(0, 0); grans.len()];
+        for (c, chain) in chains.iter().enumerate() {
+            for (pos, &g) in chain.iter().enumerate() {
+                chain_of[g] = (c, pos);
+            }
+        }
+        Ok(Windows { defs, grans, tz, calendars, chains, chain_of })
     }
 
     pub fn default_utc() -> Self {
         // The default specs are constants that parse.
         Self::new(&Self::DEFAULT, "UTC").expect("default windows are valid")
+    }
+
+    /// Bucket size `g` and the finer sizes that roll up into it, finest first.
+    pub fn finer_or_same(&self, g: usize) -> &[usize] {
+        let (c, pos) = self.chain_of[g];
+        &self.chains[c][..=pos]
     }
 
     /// Calendar periods of instant `e` in the configured time zone.
@@ -283,6 +352,19 @@ mod tests {
         assert_eq!(w.grans[0], Granularity { bucket: MICROS_PER_MIN, current_buckets: 60 });
         assert_eq!(w.grans[1], Granularity { bucket: MICROS_PER_HOUR, current_buckets: 168 });
         assert_eq!(w.grans[2], Granularity { bucket: MICROS_PER_DAY, current_buckets: 30 });
+    }
+
+    #[test]
+    fn rollup_chains_nest() {
+        let w = Windows::default_utc();
+        assert_eq!(w.chains, vec![vec![0, 1, 2]]);
+        assert_eq!(w.finer_or_same(1), &[0, 1]);
+        // 90 minutes is no multiple of an hour; 25 hourly buckets and a day do not fit in 2 days
+        let w = Windows::new(&["90m:1m", "3h:90m", "1d:1h", "2d:1d"], "UTC").unwrap();
+        assert_eq!(w.grans.iter().map(|g| g.bucket / MICROS_PER_MIN).collect::<Vec<_>>(), vec![1, 90, 60, 1440]);
+        assert_eq!(w.chains, vec![vec![0, 2], vec![1, 3]]);
+        assert_eq!(w.finer_or_same(3), &[1, 3]);
+        assert!(matches!(Windows::new(&["2100000d:1m"], "UTC"), Err(WindowError::TooManyBuckets(_))));
     }
 
     #[test]

@@ -8,17 +8,24 @@
 //! Format: `b"SPCK"`, version `u16` LE, next offset `i64` LE, then the LZ4
 //! block (size-prepended) of `bincode(Shard)`. A record with an unknown
 //! version is refused rather than misread.
+//!
+//! Versions: 8 (this one) stores the packed state (`crate::packed`: each
+//! event once, records in one arena per key, 64-bit dedup fingerprints).
+//! Version 7 snapshots are still read (rolling upgrades): decoded with the
+//! frozen layout of `crate::legacy` and converted by `Shard::restored`.
 
 use crate::engine::Shard;
 
 const MAGIC: &[u8; 4] = b"SPCK";
-const VERSION: u16 = 7;
+const VERSION: u16 = 8;
+/// The oldest version this build reads.
+const OLDEST: u16 = 7;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
     #[error("not a salespulse checkpoint (bad magic)")]
     Magic,
-    #[error("checkpoint format version {0} is not supported (this build reads version {VERSION})")]
+    #[error("checkpoint format version {0} is not supported (this build reads versions {OLDEST} to {VERSION})")]
     Version(u16),
     #[error("checkpoint is truncated")]
     Truncated,
@@ -26,6 +33,8 @@ pub enum CheckpointError {
     Lz4(#[from] lz4_flex::block::DecompressError),
     #[error("checkpoint encoding failed: {0}")]
     Bincode(#[from] bincode::Error),
+    #[error("checkpoint is corrupt: {0}")]
+    Corrupt(String),
 }
 
 /// The record key of a partition's checkpoint.
@@ -54,13 +63,19 @@ pub fn decode(bytes: &[u8]) -> Result<(Shard, i64), CheckpointError> {
         return Err(CheckpointError::Magic);
     }
     let version = u16::from_le_bytes([bytes[4], bytes[5]]);
-    if version != VERSION {
+    if !(OLDEST..=VERSION).contains(&version) {
         return Err(CheckpointError::Version(version));
     }
     let mut off = [0u8; 8];
     off.copy_from_slice(&bytes[6..14]);
     let body = lz4_flex::decompress_size_prepended(&bytes[14..])?;
-    let shard: Shard = bincode::deserialize(&body)?;
+    let shard = if version == 7 {
+        Shard::from_v7(bincode::deserialize(&body)?)
+    } else {
+        let shard: Shard = bincode::deserialize(&body)?;
+        shard.check().map_err(CheckpointError::Corrupt)?;
+        shard
+    };
     Ok((shard, i64::from_le_bytes(off)))
 }
 
