@@ -51,10 +51,16 @@ pub fn create_topic(bs: &str, topic: &str, partitions: i32) {
 }
 
 pub fn produce(bs: &str, topic: &str, lines: &[(String, String)]) {
+    let records: Vec<(&[u8], &[u8])> = lines.iter().map(|(k, l)| (k.as_bytes(), l.as_bytes())).collect();
+    produce_bytes(bs, topic, &records);
+}
+
+/// Produces (key, payload) records of any bytes (not only UTF-8 lines).
+pub fn produce_bytes(bs: &str, topic: &str, records: &[(&[u8], &[u8])]) {
     let p: ThreadedProducer<DefaultProducerContext> =
         ClientConfig::new().set("bootstrap.servers", bs).set("enable.idempotence", "true").create().expect("producer");
-    for (key, line) in lines {
-        let mut rec = BaseRecord::to(topic).key(key.as_bytes()).payload(line.as_bytes());
+    for &(key, payload) in records {
+        let mut rec = BaseRecord::to(topic).key(key).payload(payload);
         loop {
             match p.send(rec) {
                 Ok(()) => break,
