@@ -18,9 +18,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::kafka::*;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
-use rdkafka::ClientConfig;
 
 /// A `quote.sent` of rep `r` in team `t` with a two-character `event_id`,
 /// without its closing brace: 100 bytes, then `tail`.
@@ -151,14 +149,7 @@ fn bad_bytes_are_dead_lettered_with_their_detail() {
         assert!(Instant::now() < deadline, "good events not applied: {}", e.log_tail());
         std::thread::sleep(Duration::from_millis(300));
     }
-    let dlq: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &bs)
-        .set("group.id", unique("dlq-reader"))
-        .set("auto.offset.reset", "earliest")
-        .set("isolation.level", "read_committed")
-        .create()
-        .expect("dlq consumer");
-    dlq.subscribe(&[&format!("{topic}-dlq")]).expect("subscribe");
+    let dlq = dlq_reader(&bs, &topic);
     let mut got: Vec<(Vec<u8>, String, String, String)> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while got.len() < bad.len() && Instant::now() < deadline {

@@ -74,6 +74,20 @@ pub fn produce_bytes(bs: &str, topic: &str, records: &[(&[u8], &[u8])]) {
     p.flush(Duration::from_secs(60)).expect("flush");
 }
 
+/// A committed-only reader of `{topic}-dlq` (the dead-letter topic of
+/// [`Engine::start`]), from its start.
+pub fn dlq_reader(bs: &str, topic: &str) -> BaseConsumer {
+    let dlq: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bs)
+        .set("group.id", unique("dlq-reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .create()
+        .expect("dlq consumer");
+    dlq.subscribe(&[&format!("{topic}-dlq")]).expect("subscribe");
+    dlq
+}
+
 pub fn stream(cfg: GenConfig) -> Vec<(String, String)> {
     Generator::new(cfg).map(|e| (e.team_id, e.line)).collect()
 }
