@@ -68,10 +68,11 @@ done
 
 for t in "${targets[@]}"; do
   log=target/fuzz-$t.log
-  done_line=$(grep -E '^#[0-9]+ +DONE' "$log" | tail -1 || true)
+  # libFuzzer's last status line (cov: edges, ft: features, corp: corpus) and its totals
+  done_line=$(grep -E '^#[0-9]+' "$log" | tail -1 | sed -E 's/^#[0-9]+[[:space:]]+[A-Z]+[[:space:]]+//; s/ lim:.*rss:/ rss:/; s/ L:.*//' || true)
   execs=$(grep -E '^stat::number_of_executed_units' "$log" | awk '{print $2}' | tail -1)
   crashes=$(find "fuzz/artifacts/$t" -type f \( -name 'crash-*' -o -name 'oom-*' -o -name 'timeout-*' \) | wc -l)
-  line="$date $t ${secs}s load=[$load] execs=${execs:-?} ${done_line:-no DONE line (see $log)} crash/oom/timeout inputs=$crashes"
+  line="$date $t ${secs}s load=[$load] execs=${execs:-?} ${done_line:-no status line (see $log)} crash/oom/timeout inputs=$crashes"
   echo "$line" | tee -a target/fuzz-results.txt
   [ "$crashes" = 0 ] || { failed=1; find "fuzz/artifacts/$t" -type f; }
 done

@@ -567,7 +567,12 @@ fn parse_raw_serde(bytes: &[u8]) -> Result<Raw<'_>, Invalid> {
         // in a field that is read. A rare path: only for lines sonic-rs refused.
         Err(e) => match serde_json::from_slice::<Raw<'_>>(bytes) {
             Ok(raw) => raw,
-            Err(j) if j.to_string().starts_with("number out of range") => {
+            // ...but only when the whole message is JSON: serde_json stops at
+            // the number, before a syntax error further on (found by fuzzing).
+            Err(j)
+                if j.to_string().starts_with("number out of range")
+                    && serde_json::from_slice::<IgnoredAny>(bytes).is_ok() =>
+            {
                 return Err(Invalid::new(InvalidReason::BadField, "a number beyond the range of a double"))
             }
             // sonic-rs follows its message with an excerpt of the line and a caret.
@@ -824,6 +829,9 @@ mod tests {
         assert_eq!(reason(&s), InvalidReason::BadField);
         // the fallback keeps every other json reason
         assert_eq!(reason(r#"{"event_id":"a","x":1e400,"event_id":"b"}"#), InvalidReason::Json);
+        // and a number beyond range before a syntax error is json (fuzzing found it bad_field)
+        assert_eq!(reason(r#"{"event_id":1e400-16", "type":  spend.recorded"}"#), InvalidReason::Json);
+        assert_eq!(reason(&ev(r#""type":"deal.won","rep_id":"ana","deal_id":"d","amount":1e400,}"#)), InvalidReason::Json);
     }
 
     fn detail(line: &[u8]) -> String {
