@@ -55,7 +55,8 @@ pub fn event_parser(data: &[u8]) {
         // An escaped lone surrogate (`"\ud800"`) is valid JSON grammar (RFC
         // 8259 §8.2 leaves its meaning open) that serde_json refuses; salespulse
         // does not decode the strings it ignores (docs/decisions.md).
-        Err(e) if e.to_string().contains("surrogate") => return,
+        // ("unexpected end of hex escape": a leading surrogate not followed by `\u`.)
+        Err(e) if e.to_string().contains("surrogate") || e.to_string().contains("end of hex escape") => return,
         // Too deep for serde_json: a deep object, or a deep non-object.
         Err(e) if e.to_string().starts_with("recursion limit exceeded") => {
             return json(&["nested too deeply", "expected a JSON object"])
