@@ -12,7 +12,8 @@
 //!   the generator's laggard;
 //! - live, on the demo engine: `/api/v1/kpis` equals the `/metrics` scrape of
 //!   the same render, filters by team and rep, refuses an unknown window; `/`
-//!   is the page;
+//!   is the page; with a restricted profile it keeps the drill-down
+//!   `/metrics` leaves out;
 //! - `replay --report` embeds one document per window equal to what `replay`
 //!   prints, and the replay summary with the first invalid lines.
 //!
@@ -23,10 +24,11 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::kafka::{free_port, http_get, BIN};
+use common::demo::Demo;
+use common::kafka::{http_get, BIN};
 use common::*;
 use salespulse::engine::{Clock, Core, Shard};
 use salespulse::gen::{GenConfig, Generator};
@@ -248,37 +250,10 @@ fn below_benchmark_is_the_alert_selection_and_names_the_laggard() {
     assert!(teams.iter().all(|t| t["reps"].as_array().unwrap().iter().all(|r| r["rep"] == LAGGARD.1)));
 }
 
-struct Demo {
-    child: Child,
-    port: u16,
-    log: std::path::PathBuf,
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// The demo engine with a long scrape cache: /metrics and /api/v1/kpis
+/// read the same render.
 fn demo(dir: &Path) -> Demo {
-    let port = free_port();
-    let config = dir.join("demo.toml");
-    // A long scrape cache: /metrics and /api/v1/kpis read the same render.
-    std::fs::write(
-        &config,
-        format!("[http]\nlisten = \"127.0.0.1:{port}\"\nscrape_cache = \"120s\"\n[demo]\nhistory_days = 7\nevents_per_second = 50\n[log]\nlevel = \"info,rdkafka=warn\"\n"),
-    )
-    .expect("config");
-    let log = dir.join("demo.log");
-    let child = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("spawn");
-    Demo { child, port, log }
+    common::demo::start(dir, "scrape_cache = \"120s\"", "history_days = 7\nevents_per_second = 50")
 }
 
 fn get_json(port: u16, path: &str) -> Value {
@@ -407,4 +382,32 @@ fn replay_report_embeds_the_documents_and_the_summary() {
     for (reason, n) in per_reason {
         assert_eq!(n, r["invalid"][reason].as_u64().unwrap().min(r["first_invalid_max"].as_u64().unwrap()), "{reason}");
     }
+}
+
+/// With a restricted profile the endpoint renders everything itself: the
+/// rep-level drill-down `/metrics` leaves out is in the JSON, and every
+/// series `/metrics` has is there too (values at another instant: not
+/// compared here, see `with_a_restricted_profile_metrics_is_a_subset_of_the_json`).
+#[test]
+fn live_endpoint_keeps_what_the_profile_leaves_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let http = "scrape_cache = \"1s\"\n[exposition.rep]\nfamilies = [\"sales_reach_ratio\", \"sales_outbound_activities\"]\nwindows = [\"7d\"]";
+    let d = common::demo::start(dir.path(), http, "history_days = 7\nevents_per_second = 50");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let (metrics, doc) = loop {
+        if let (Some((200, text)), Some((200, body))) = (http_get(d.port, "/metrics"), http_get(d.port, "/api/v1/kpis?window=7d")) {
+            let m = parse_exposition(&text);
+            if m.keys().any(|k| k.starts_with("sales_reach_ratio{rep=")) {
+                break (m, body);
+            }
+        }
+        assert!(Instant::now() < deadline, "no rep series: {}", std::fs::read_to_string(&d.log).unwrap_or_default());
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let got = flatten_text(&doc);
+    assert!(!metrics.keys().any(|k| k.starts_with("sales_connects{rep=")), "the profile leaves rep connects out of /metrics");
+    assert!(got.keys().any(|k| k.starts_with("sales_connects{rep=")), "the JSON keeps them");
+    let missing: Vec<String> = of_window(&metrics, "7d").into_keys().filter(|k| !got.contains_key(k)).collect();
+    // a rep or team that appeared between the two renders aside
+    assert!(missing.len() <= 5, "{missing:?}");
 }
