@@ -51,22 +51,13 @@ pub fn event_parser(data: &[u8]) {
     let value = match serde_json::from_slice::<serde_json::Value>(data) {
         // A number beyond a double is valid JSON that serde_json's Value
         // refuses: ignored where unknown, `bad_field` where read. serde_json
-        // stops at the number (its error does not say whether the rest is
-        // valid, and `is_data()` is false for some of them: found by a 10
-        // minute run), so the rest of the message may still make it `json`.
-        Err(e) if e.to_string().starts_with("number out of range") => {
-            match &fast {
-                Ok(_) | Err(Invalid { reason: InvalidReason::Json, .. }) => {}
-                Err(Invalid { reason: InvalidReason::BadField, detail }) => assert_eq!(
-                    detail.as_deref(),
-                    Some("a number beyond the range of a double"),
-                    "{:?}: a number beyond a double, bad_field for another reason",
-                    line()
-                ),
-                Err(other) => panic!("{:?}: a number beyond a double gave {other:?}", line()),
-            }
-            return;
-        }
+        // stops at the number, so this reading cannot tell what the rest of
+        // the message gives (`json` if it is malformed, any reason of the
+        // event if the number was ignored); `is_data()` does not tell either
+        // (two false alarms of later runs, kept as inputs). The agreement of
+        // both parser paths above still holds; `src/event.rs` has the
+        // hand-made cases of numbers beyond a double.
+        Err(e) if e.to_string().starts_with("number out of range") => return,
         // An escaped lone surrogate (`"\ud800"`) is valid JSON grammar (RFC
         // 8259 §8.2 leaves its meaning open) that serde_json refuses; salespulse
         // does not decode the strings it ignores (docs/decisions.md).
