@@ -20,7 +20,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use salespulse::config::CoreConfig;
 use salespulse::engine::{Clock, Core, Shard};
 use salespulse::event::{parse_event, ValidationRules};
-use salespulse::gen::{GenConfig, Generator, Profile};
+use salespulse::gen::{Generator, Profile};
 
 /// Far in the future: nothing is `future`; the event clock drives windows.
 const WALL: i64 = i64::MAX / 2;

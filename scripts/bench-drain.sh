@@ -14,7 +14,8 @@
 #     --partitions N     topic partitions (default 4)
 #     --workers "1 2"    fold worker counts to measure, one run each (default "1 2")
 #     --scrapers N       concurrent /metrics clients hammering the engine
-#                        during the drain (hey; default 0)
+#                        during the drain (wrk, 2 threads, with the
+#                        complete-response counter of tests/fixtures/wrk/; default 0)
 #
 # Uses KAFKA_BOOTSTRAP if set, else this checkout's broker (scripts/kafka.sh
 # start; stopped afterwards if this script started it).
@@ -42,22 +43,15 @@ log() { echo "$*" | tee -a "$out"; }
 
 cargo build --release --locked --bin salespulse 2>&1 | tail -1
 bin=$root/target/release/salespulse
-started=0
-if [ -z "${KAFKA_BOOTSTRAP:-}" ]; then
-  if ! scripts/kafka.sh status >/dev/null 2>&1; then
-    scripts/kafka.sh start >/dev/null
-    started=1
-  fi
-  KAFKA_BOOTSTRAP=$(scripts/kafka.sh env | sed -n 's/^KAFKA_BOOTSTRAP=//p')
-fi
-if [ "$scrapers" -gt 0 ] && ! command -v hey >/dev/null; then
-  die "--scrapers needs hey (apt-get install hey)"
+kafka_for_bench
+if [ "$scrapers" -gt 0 ] && ! command -v wrk >/dev/null; then
+  die "--scrapers needs wrk (apt-get install wrk; scripts/install-deps.sh installs it)"
 fi
 work=$(mktemp -d)
-pid="" hey_pid=""
+pid="" scraper_pid="" scrapes="" scrape_rate=""
 cleanup() {
   set +e
-  [ -n "$hey_pid" ] && kill "$hey_pid" 2>/dev/null
+  [ -n "$scraper_pid" ] && kill "$scraper_pid" 2>/dev/null
   [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
   [ "$started" = 1 ] && scripts/kafka.sh stop >/dev/null
   rm -rf "$work"
@@ -106,8 +100,8 @@ EOF
   pid=$!
   if [ "$scrapers" -gt 0 ]; then
     wait_for 60 "engine serving" status_is "http://127.0.0.1:$port/healthz" 200
-    hey -z 10m -c "$scrapers" -disable-keepalive "http://127.0.0.1:$port/metrics" > "$work/hey.txt" 2>&1 &
-    hey_pid=$!
+    wrk -t 2 -c "$scrapers" -d 10m -s "$root/tests/fixtures/wrk/complete-metrics.lua" "http://127.0.0.1:$port/metrics" > "$work/wrk.txt" 2>&1 &
+    scraper_pid=$!
   fi
   # zero lag on every partition: consumed == produced
   # /api/v1/status: progress without rendering the KPIs (polling /metrics
@@ -119,7 +113,14 @@ EOF
   done
   t1=$(date +%s.%N)
   read -r idle1 total1 < <(cpu_idle)
-  if [ -n "$hey_pid" ]; then kill "$hey_pid" 2>/dev/null; wait "$hey_pid" 2>/dev/null; hey_pid=""; fi
+  if [ -n "$scraper_pid" ]; then
+    # wrk prints its summary (and the lua counters) on SIGINT
+    kill -INT "$scraper_pid" 2>/dev/null || true
+    wait "$scraper_pid" 2>/dev/null || true
+    scraper_pid=""
+    scrapes=$(grep -E '^complete=' "$work/wrk.txt" | tail -1)
+    scrape_rate=$(awk '/^Requests\/sec/ { print $2 }' "$work/wrk.txt")
+  fi
   secs=$(python3 -c "print(f'{$t1 - $t0:.2f}')")
   rss=$(awk '/^VmHWM/ { printf "%.0f MiB", $2 / 1024 }' "/proc/$pid/status")
   hz=$(getconf CLK_TCK)
@@ -136,6 +137,6 @@ EOF
               printf "%s%s: %.2f s CPU, %.2f s waiting for a core, %.2f s blocked or idle\n", k, (n[k] > 1 ? " (x" n[k] ")" : ""), c[k], q[k], b } }' | sort -t: -k2 -rn)
   kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
   idle=$(python3 -c "print(f'{100 * ($idle1 - $idle0) / max(1, $total1 - $total0):.0f}')")
-  log "fold_workers = $w: $secs s from start to zero lag = $(python3 -c "print(f'{$events / ($t1 - $t0):,.0f}')") events/s; machine idle ${idle} %; peak RSS $rss${scrapers:+; $scrapers concurrent /metrics clients}"
+  log "fold_workers = $w: $secs s from start to zero lag = $(python3 -c "print(f'{$events / ($t1 - $t0):,.0f}')") events/s; machine idle ${idle} %; peak RSS $rss${scrapers:+; $scrapers concurrent /metrics clients}${scrapes:+ ($scrapes, ${scrape_rate:-?} requests/s)}"
   while read -r line; do [ -n "$line" ] && log "  $line"; done <<< "$threads"
 done

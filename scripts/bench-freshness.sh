@@ -27,14 +27,7 @@ log() { echo "$*" | tee -a "$out"; }
 
 cargo build --release --locked --bin salespulse 2>&1 | tail -1
 bin=$root/target/release/salespulse
-started=0
-if [ -z "${KAFKA_BOOTSTRAP:-}" ]; then
-  if ! scripts/kafka.sh status >/dev/null 2>&1; then
-    scripts/kafka.sh start >/dev/null
-    started=1
-  fi
-  KAFKA_BOOTSTRAP=$(scripts/kafka.sh env | sed -n 's/^KAFKA_BOOTSTRAP=//p')
-fi
+kafka_for_bench
 work=$(mktemp -d)
 pid=""
 cleanup() {

@@ -11,6 +11,8 @@
 #   - Java 17 and Maven, if missing (the Kafka broker of scripts/kafka.sh)
 #   - curl, python3 and PyYAML, if missing (tests/e2e, scripts/check-*.py)
 #   - openssl (test certificates) and wrk (HTTP load tests), if missing
+#   - Debian's chromium and a font (fonts-dejavu-core), if missing: the page
+#     at / and the replay report in a real headless browser (tests/e2e/50-page.sh)
 #   - Grafana's dashboard-linter, built with Go into .cache/bin at the version
 #     pinned in scripts/dashboard-linter/go.mod (hashes in go.sum)
 #   - the Apache Kafka jars (scripts/kafka.sh fetch, cached in .kafka/lib)
@@ -38,6 +40,8 @@ command -v curl >/dev/null || need+=(curl)
 command -v openssl >/dev/null || need+=(openssl)   # test certificates (tests/http.rs, tests/bridge.rs, tests/e2e)
 command -v wrk >/dev/null || need+=(wrk)           # HTTP load (tests/kafka.rs, scripts/bench-drain.sh)
 command -v python3 >/dev/null || need+=(python3)
+command -v chromium >/dev/null || need+=(chromium)  # headless browser (tests/e2e/50-page.sh)
+installed fonts-dejavu-core || need+=(fonts-dejavu-core)   # text in its screenshots
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then

@@ -171,3 +171,38 @@ kafka_for_bench() {
   fi
   export KAFKA_BOOTSTRAP
 }
+
+# e2e_needs TOOL...: dies unless every TOOL is on the PATH.
+e2e_needs() {
+  local t
+  for t in "$@"; do
+    command -v "$t" >/dev/null || die "$t not found (scripts/install-deps.sh installs it)"
+  done
+}
+
+# e2e_workdir NAME LOG...: an e2e script's work directory and clean-up. Sets
+# `work` (a fresh /tmp/salespulse-NAME.* directory) and `pids` (append the
+# background processes to it), and traps EXIT: stop and reap the pids; when
+# the script failed, print the last lines of each LOG found in $work; remove
+# $work unless KEEP_E2E is set; exit with the script's status.
+e2e_workdir() {
+  work=$(mktemp -d "/tmp/salespulse-$1.XXXXXX")
+  shift
+  pids=()
+  e2e_logs=("$@")
+  trap e2e_cleanup EXIT
+}
+
+e2e_cleanup() {
+  local rc=$? p f
+  set +e
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+  if [ "$rc" != 0 ]; then
+    for f in "${e2e_logs[@]}"; do
+      [ -f "$work/$f" ] && { echo "---- last lines of $f"; tail -n 25 "$work/$f"; }
+    done
+  fi
+  if [ -n "${KEEP_E2E:-}" ]; then echo "work dir kept: $work"; else rm -rf "$work"; fi
+  exit "$rc"
+}

@@ -265,11 +265,37 @@ pub struct DemoConfig {
     /// to now), so every window and dashboard panel has data at once; 0: the
     /// live stream only.
     pub history_days: u32,
+    /// `TEAM_INDEX:REP_INDEX` (from 0) of a rep whose reach rate the
+    /// generator pins far below the benchmark (every other rep's well above),
+    /// so the page's "confidently below benchmark" list and the reach alert
+    /// have someone to name; `""`: no laggard.
+    pub laggard: String,
 }
 
 impl Default for DemoConfig {
     fn default() -> Self {
-        DemoConfig { events_per_second: 200, teams: 4, reps_per_team: 8, seed: 7, history_days: 30 }
+        DemoConfig { events_per_second: 200, teams: 4, reps_per_team: 8, seed: 7, history_days: 30, laggard: "1:2".into() }
+    }
+}
+
+impl DemoConfig {
+    /// `laggard` as (team index, rep index), validated against the demo's
+    /// teams and reps.
+    pub fn laggard(&self) -> Result<Option<(usize, usize)>, ConfigError> {
+        let s = self.laggard.trim();
+        if s.is_empty() {
+            return Ok(None);
+        }
+        let err = |msg: String| ConfigError::Invalid { key: "demo.laggard".into(), msg };
+        let (t, r) = s.split_once(':').ok_or_else(|| err(format!("{s:?}: expected TEAM_INDEX:REP_INDEX, e.g. \"1:2\", or \"\"")))?;
+        let (t, r): (usize, usize) = match (t.trim().parse(), r.trim().parse()) {
+            (Ok(t), Ok(r)) => (t, r),
+            _ => return Err(err(format!("{s:?}: expected two indexes from 0, e.g. \"1:2\""))),
+        };
+        if t >= self.teams || r >= self.reps_per_team {
+            return Err(err(format!("{s:?}: the demo has {} teams of {} reps (indexes start at 0)", self.teams, self.reps_per_team)));
+        }
+        Ok(Some((t, r)))
     }
 }
 
@@ -535,6 +561,7 @@ impl Config {
         let cfg: Config = fig.extract().map_err(Box::new)?;
         cfg.core()?;
         cfg.http.scrape_cache()?;
+        cfg.demo.laggard()?;
         Ok(cfg)
     }
 
@@ -544,6 +571,7 @@ impl Config {
             Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(s)).extract().map_err(Box::new)?;
         cfg.core()?;
         cfg.http.scrape_cache()?;
+        cfg.demo.laggard()?;
         Ok(cfg)
     }
 
@@ -680,6 +708,12 @@ mod tests {
         assert!(e.contains("90m:1h"), "{e}");
         let e = Config::from_toml("[events]\ncurrency = \"dollars\"\n").unwrap_err().to_string();
         assert!(e.contains("events.currency"), "{e}");
+        let e = Config::from_toml("[demo]\nlaggard = \"4:0\"\n").unwrap_err().to_string();
+        assert!(e.contains("demo.laggard") && e.contains("4 teams"), "{e}");
+        let e = Config::from_toml("[demo]\nlaggard = \"x\"\n").unwrap_err().to_string();
+        assert!(e.contains("demo.laggard"), "{e}");
+        assert_eq!(Config::from_toml("[demo]\nlaggard = \"\"\n").unwrap().demo.laggard().unwrap(), None);
+        assert_eq!(Config::default().demo.laggard().unwrap(), Some((1, 2)));
     }
 
     #[test]

@@ -32,6 +32,9 @@ use serde::Deserialize;
 use crate::time::{parse_date, parse_rfc3339, Micros};
 
 mod scan;
+mod shape;
+
+pub use shape::MAX_DEPTH;
 
 /// Why an event was not applied. The `as_str` names are the `reason` label
 /// values of the invalid-event counters and dead-letter headers.
@@ -523,9 +526,7 @@ const LONG_ID_MAX: usize = 128;
 /// Parses and validates one message. The steps that need the engine's state
 /// (`future`, `cardinality`, dedup, late) are not done here.
 pub fn parse_event<'a>(bytes: &'a [u8], rules: &ValidationRules) -> Result<Event<'a>, Invalid> {
-    if bytes.len() > rules.max_message_bytes {
-        return Err(Invalid::new(InvalidReason::TooLarge, format!("{} bytes", bytes.len())));
-    }
+    check_size(bytes, rules)?;
     let raw = match scan::scan(bytes) {
         Some(raw) => raw,
         None => parse_raw_serde(bytes)?,
@@ -533,9 +534,41 @@ pub fn parse_event<'a>(bytes: &'a [u8], rules: &ValidationRules) -> Result<Event
     validate(raw, rules)
 }
 
+/// [`parse_event`] without the direct scan: the serde path decides every
+/// message. Not for production; the fuzz target (`fuzz/`) and tests check
+/// that both paths agree.
+#[doc(hidden)]
+pub fn parse_event_serde<'a>(bytes: &'a [u8], rules: &ValidationRules) -> Result<Event<'a>, Invalid> {
+    check_size(bytes, rules)?;
+    validate(parse_raw_serde(bytes)?, rules)
+}
+
+fn check_size(bytes: &[u8], rules: &ValidationRules) -> Result<(), Invalid> {
+    if bytes.len() > rules.max_message_bytes {
+        return Err(Invalid::new(InvalidReason::TooLarge, format!("{} bytes", bytes.len())));
+    }
+    Ok(())
+}
+
+/// Whether the direct scan reads `bytes` (and serde is not needed). Not for
+/// production: for the fuzz target, to tell which path decided.
+#[doc(hidden)]
+pub fn direct_scan_reads(bytes: &[u8]) -> bool {
+    scan::scan(bytes).is_some()
+}
+
 /// The general path: serde (sonic-rs, then serde_json for what sonic-rs
 /// refuses), for every message the direct scan leaves to it.
 fn parse_raw_serde(bytes: &[u8]) -> Result<Raw<'_>, Invalid> {
+    if let Some(detail) = shape::problem(bytes) {
+        return Err(Invalid::new(InvalidReason::Json, detail));
+    }
+    // sonic-rs skips an ignored value without checking it (an invalid escape
+    // `"\u"` in an unknown field passed; found by fuzzing): serde_json checks
+    // the whole grammar first. Only on this path, which plain events skip.
+    if let Err(e) = serde_json::from_slice::<IgnoredAny>(bytes) {
+        return Err(Invalid::new(InvalidReason::Json, e.to_string()));
+    }
     let raw: Raw<'_> = match sonic_rs::from_slice(bytes) {
         Ok(raw) => raw,
         // sonic-rs refuses a number beyond the f64 range (`1e400`) even in a
@@ -543,10 +576,13 @@ fn parse_raw_serde(bytes: &[u8]) -> Result<Raw<'_>, Invalid> {
         // in a field that is read. A rare path: only for lines sonic-rs refused.
         Err(e) => match serde_json::from_slice::<Raw<'_>>(bytes) {
             Ok(raw) => raw,
+            // (The grammar is checked above: a syntax error after the number
+            // is `json`, a case fuzzing found.)
             Err(j) if j.to_string().starts_with("number out of range") => {
                 return Err(Invalid::new(InvalidReason::BadField, "a number beyond the range of a double"))
             }
-            Err(_) => return Err(Invalid::new(InvalidReason::Json, e.to_string())),
+            // sonic-rs follows its message with an excerpt of the line and a caret.
+            Err(_) => return Err(Invalid::new(InvalidReason::Json, e.to_string().lines().next().unwrap_or_default().to_owned())),
         },
     };
     Ok(raw)
@@ -803,6 +839,84 @@ mod tests {
         assert_eq!(reason(&s), InvalidReason::BadField);
         // the fallback keeps every other json reason
         assert_eq!(reason(r#"{"event_id":"a","x":1e400,"event_id":"b"}"#), InvalidReason::Json);
+        // and a number beyond range before a syntax error is json (fuzzing found it bad_field)
+        assert_eq!(reason(r#"{"event_id":1e400-16", "type":  spend.recorded"}"#), InvalidReason::Json);
+        assert_eq!(reason(&ev(r#""type":"deal.won","rep_id":"ana","deal_id":"d","amount":1e400,}"#)), InvalidReason::Json);
+        // an invalid escape in a field nobody reads is still not JSON (fuzzing found it missing_field)
+        assert_eq!(reason(&ev(r#""type":"quote.sent","rep_id":"a","x":"200:\u\":'sql""#)), InvalidReason::Json);
+        assert_eq!(reason(&ev(r#""type":"quote.sent","rep_id":"a","x":["\q"]"#)), InvalidReason::Json);
+    }
+
+    fn detail(line: &[u8]) -> String {
+        let e = parse_event(line, &ValidationRules::default()).expect_err("invalid");
+        assert_eq!(e.reason, InvalidReason::Json, "{:?}: {e}", String::from_utf8_lossy(line));
+        e.detail.unwrap_or_default().into_owned()
+    }
+
+    /// Invalid UTF-8 is `json` wherever it is (RFC 8259 §8.1: JSON text is
+    /// UTF-8), on the direct scan's shape and on serde's, with its offset.
+    #[test]
+    fn invalid_utf8_anywhere_is_json() {
+        let head = br#"{"event_id":"e1","type":"quote.sent","occurred_at":"2026-11-02T09:14:00Z","team_id":"t","rep_id":"r""#;
+        let at = head.len();
+        for (tail, offset) in [
+            (&b",\"note\":\"caf\xe9\"}"[..], at + 12),              // an ignored field's plain string (the issue's line)
+            (b",\"note\":\"a\\n caf\xe9\"}", at + 16),             // an ignored string with an escape (serde's shape)
+            (b",\"no\xe9te\":1}", at + 4),                           // a key
+            (b",\"x\":[\"\xc3\"]}", at + 7),                          // nested, a truncated sequence
+            (b",\"x\":{\"y\":\"\xed\xa0\x80\"}}", at + 11),           // an encoded surrogate
+            (b",\xa0\"x\":1}", at + 1),                               // whitespace
+            (b"}\xff", at + 1),                                         // after the object
+        ] {
+            let line = [&head[..], tail].concat();
+            assert_eq!(detail(&line), format!("invalid UTF-8 at byte offset {offset}"), "{:?}", String::from_utf8_lossy(&line));
+            same_on_both_paths(&line).unwrap();
+        }
+        // a known field: json too (not bad_field), before any field rule
+        let line = b"{\"event_id\":\"e\xe9\",\"type\":\"quote.sent\"}";
+        assert_eq!(detail(line), "invalid UTF-8 at byte offset 14");
+        // the same text as UTF-8 is applied
+        let ok = [&head[..], ",\"note\":\"café\"}".as_bytes()].concat();
+        assert!(parse_event(&ok, &ValidationRules::default()).is_ok());
+    }
+
+    #[test]
+    fn json_details_name_the_problem() {
+        for (s, want) in [
+            ("[1]", "expected a JSON object, found an array"),
+            ("[1,2,3]", "expected a JSON object, found an array"),
+            ("[[[[]]]]", "expected a JSON object, found an array"),
+            ("\"x\"", "expected a JSON object, found a string"),
+            ("42", "expected a JSON object, found a number"),
+            ("null", "expected a JSON object, found null"),
+            ("", "expected a JSON object, found an empty message"),
+        ] {
+            assert_eq!(detail(s.as_bytes()), want, "{s}");
+        }
+        // serde's own messages: one line, no excerpt of the message
+        let d = detail(br#"{"event_id":"a","event_id":"b"}"#);
+        assert!(d.starts_with("duplicate field `event_id`") && !d.contains('\n'), "{d}");
+        let d = detail(b"{not json");
+        assert!(!d.is_empty() && !d.contains('\n'), "{d}");
+    }
+
+    /// Deep nesting in an ignored field is `json` "nested too deeply", not a
+    /// stack overflow.
+    #[test]
+    fn deep_nesting_is_json() {
+        let head = r#"{"event_id":"e1","type":"quote.sent","occurred_at":"2026-11-02T09:14:00Z","team_id":"t","rep_id":"r","x":"#;
+        // `depth` levels below the event object (level 1)
+        let nest = |depth: usize, open: &str, leaf: &str, close: &str| format!("{head}{}{leaf}{}}}", open.repeat(depth), close.repeat(depth));
+        for (open, leaf, close) in [("[", "", "]"), ("{\"a\":", "1", "}")] {
+            let fits = nest(MAX_DEPTH - 1, open, leaf, close);
+            assert!(parse(&fits).is_ok(), "{fits}");
+            // up to 30 000 levels fit in the 64 KiB limit (an unbounded parser overflows its stack)
+            for depth in [MAX_DEPTH, 60_000 / (open.len() + close.len())] {
+                let line = nest(depth, open, leaf, close);
+                assert_eq!(detail(line.as_bytes()), "nested too deeply (more than 127 levels)");
+                same_on_both_paths(line.as_bytes()).unwrap();
+            }
+        }
     }
 
     #[test]
@@ -911,7 +1025,7 @@ mod tests {
     fn same_on_both_paths(line: &[u8]) -> Result<(), String> {
         let rules = ValidationRules::default();
         let fast = parse_event(line, &rules);
-        let slow = parse_raw_serde(line).and_then(|raw| validate(raw, &rules));
+        let slow = parse_event_serde(line, &rules);
         if fast == slow {
             Ok(())
         } else {

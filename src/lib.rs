@@ -28,6 +28,10 @@
 //! - [`exposition`]: what a scrape may contain: the exposition profile (families
 //!   and windows per level) and the series budget's drop order.
 //! - [`render`]: streaming Prometheus exposition of a set of shards.
+//! - [`kpi_json`]: the JSON view of a rendered exposition (`/api/v1/kpis`):
+//!   per team and rep for one window, who is confidently below benchmark (the
+//!   alert rules' selection), the engine's health.
+//! - [`page`]: the self-contained HTML page at `/` and of `replay --report`.
 //! - [`config`]: the configuration file and its validation.
 //! - [`gen`]: a seedable generator of realistic CRM event streams.
 //! - [`legacy`]: the state layout of checkpoint format 7, frozen, and its
@@ -64,9 +68,11 @@ pub mod fptable;
 pub mod gen;
 pub mod joins;
 pub mod kpi;
+pub mod kpi_json;
 pub mod legacy;
 pub mod measures;
 pub mod packed;
+pub mod page;
 pub mod products;
 pub mod render;
 pub mod replay;

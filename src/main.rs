@@ -41,6 +41,11 @@ enum Cmd {
         /// Do not print the per-line messages of invalid events.
         #[arg(long, short)]
         quiet: bool,
+        /// Write the page (funnel, leaderboard, below benchmark, replay summary
+        /// with the first invalid lines) to this self-contained HTML file
+        /// instead of printing the exposition.
+        #[arg(long, value_name = "HTML_FILE")]
+        report: Option<PathBuf>,
     },
     /// Write a generated, realistic CRM event stream as NDJSON.
     Gen(GenArgs),
@@ -151,7 +156,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Run { config } => run(config),
-        Cmd::Replay { file, now, config, quiet } => replay(&file, now.as_deref(), config, quiet),
+        Cmd::Replay { file, now, config, quiet, report } => replay(&file, now.as_deref(), config, quiet, report),
         Cmd::Gen(args) => gen(args),
         Cmd::Produce { file, brokers, topic, config, rate } => produce(&file, brokers, topic, config, rate),
         Cmd::Bridge { config } => bridge(config),
@@ -193,7 +198,10 @@ fn run(config: Option<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-fn replay(file: &str, now: Option<&str>, config: Option<PathBuf>, quiet: bool) -> Result<()> {
+/// Invalid lines per reason the report shows.
+const REPORT_INVALID_LINES: usize = 5;
+
+fn replay(file: &str, now: Option<&str>, config: Option<PathBuf>, quiet: bool, report: Option<PathBuf>) -> Result<()> {
     let cfg = Config::load(config.as_deref()).context("loading configuration")?;
     let clock = match now {
         Some(s) => Clock::Fixed(parse_rfc3339(s).with_context(|| format!("--now {s:?} is not an RFC 3339 timestamp"))?),
@@ -217,6 +225,7 @@ fn replay(file: &str, now: Option<&str>, config: Option<PathBuf>, quiet: bool) -
     });
     let mut shard = Shard::new();
     let mut shown = 0u64;
+    let mut first_invalid = salespulse::replay::FirstInvalid::new(REPORT_INVALID_LINES);
     let summary = salespulse::replay::replay(
         &mut input,
         &mut shard,
@@ -227,7 +236,8 @@ fn replay(file: &str, now: Option<&str>, config: Option<PathBuf>, quiet: bool) -
                 b.set_position(bytes);
             }
         },
-        &mut |line, inv| {
+        &mut |line, inv, text| {
+            first_invalid.note(line, inv, text);
             if !quiet && shown < 20 {
                 eprintln!("salespulse: line {line}: invalid event: {inv}");
                 shown += 1;
@@ -244,6 +254,13 @@ fn replay(file: &str, now: Option<&str>, config: Option<PathBuf>, quiet: bool) -
     // No event applied with the event clock: render at the wall clock (only
     // the configured benchmarks then).
     let t = shard.clock(&core, wall_now());
+    let clock = t.map(format_rfc3339).unwrap_or_else(|| "none (no event applied)".into());
+    if let Some(path) = report {
+        write_report(&path, file, &shard, &core, t.unwrap_or_else(wall_now), summary.to_json(file, &first_invalid))?;
+        eprintln!("salespulse: replay {summary} clock={clock}");
+        eprintln!("salespulse: wrote the report to {}", path.display());
+        return Ok(());
+    }
     let mut out = String::with_capacity(1 << 20);
     let report = salespulse::render::render(&[&shard], &core, t.unwrap_or_else(wall_now), &mut out);
     if report.dropped > 0 {
@@ -258,8 +275,22 @@ fn replay(file: &str, now: Option<&str>, config: Option<PathBuf>, quiet: bool) -
     let mut w = BufWriter::new(stdout.lock());
     w.write_all(out.as_bytes())?;
     w.flush()?;
-    let clock = t.map(format_rfc3339).unwrap_or_else(|| "none (no event applied)".into());
     eprintln!("salespulse: replay {summary} clock={clock}");
+    Ok(())
+}
+
+/// `replay --report`: the page with one document per window, rendered with
+/// every family and window (the configured profile and budget aside), and
+/// the replay's summary.
+fn write_report(path: &std::path::Path, file: &str, shard: &Shard, core: &Core, t: i64, summary: serde_json::Value) -> Result<()> {
+    use salespulse::kpi_json;
+    let view = Core::new(kpi_json::full_view(&core.cfg), core.clock);
+    let mut text = String::with_capacity(1 << 20);
+    salespulse::render::render(&[shard], &view, t, &mut text);
+    let windows: Vec<String> = core.cfg.windows.defs.iter().map(|d| d.name.clone()).collect();
+    let ctx = kpi_json::Context { windows: &windows, clock: Some(format_rfc3339(t)), source: "replay" };
+    let data = kpi_json::report_data(&text, &ctx, summary).context("building the report")?;
+    std::fs::write(path, salespulse::page::report(&data)).with_context(|| format!("writing {} (report of {file})", path.display()))?;
     Ok(())
 }
 

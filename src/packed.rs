@@ -464,29 +464,7 @@ impl Group {
         }
         self.sum += o.sum;
         self.within = self.within.wrapping_add(o.within);
-        let mut out = Vec::with_capacity(self.bins.len() + o.bins.len());
-        let (mut i, mut j) = (0, 0);
-        while i < self.bins.len() && j < o.bins.len() {
-            let (a, c) = (self.bins[i], o.bins[j]);
-            match a.0.cmp(&c.0) {
-                std::cmp::Ordering::Less => {
-                    out.push(a);
-                    i += 1;
-                }
-                std::cmp::Ordering::Greater => {
-                    out.push(c);
-                    j += 1;
-                }
-                std::cmp::Ordering::Equal => {
-                    out.push((a.0, a.1.wrapping_add(c.1)));
-                    i += 1;
-                    j += 1;
-                }
-            }
-        }
-        out.extend_from_slice(&self.bins[i..]);
-        out.extend_from_slice(&o.bins[j..]);
-        self.bins = out;
+        self.bins = crate::sketch::merge_sorted_bins(&self.bins, &o.bins);
     }
 
     /// The binned encoding (see [`BinIter`]).

@@ -55,16 +55,85 @@ impl std::fmt::Display for Summary {
     }
 }
 
+/// The first invalid lines of a replay, at most `per_reason` of each reason,
+/// for the report (`replay --report`).
+#[derive(Debug, Clone)]
+pub struct FirstInvalid {
+    per_reason: usize,
+    seen: [usize; InvalidReason::ALL.len()],
+    pub lines: Vec<InvalidLine>,
+}
+
+/// One invalid line: its number (from 1, blank lines not counted), why, and
+/// the start of its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidLine {
+    pub line: u64,
+    pub reason: InvalidReason,
+    pub detail: Option<String>,
+    pub text: String,
+}
+
+/// Characters of an invalid line kept for the report.
+pub const INVALID_TEXT_CHARS: usize = 300;
+
+impl FirstInvalid {
+    pub fn new(per_reason: usize) -> Self {
+        FirstInvalid { per_reason, seen: [0; InvalidReason::ALL.len()], lines: Vec::new() }
+    }
+
+    /// Keeps line `line` if fewer than `per_reason` of its reason are kept.
+    pub fn note(&mut self, line: u64, inv: &Invalid, bytes: &[u8]) {
+        let seen = &mut self.seen[inv.reason.index()];
+        if *seen >= self.per_reason {
+            return;
+        }
+        *seen += 1;
+        let text = String::from_utf8_lossy(bytes);
+        let mut cut: String = text.chars().take(INVALID_TEXT_CHARS).collect();
+        if text.chars().nth(INVALID_TEXT_CHARS).is_some() {
+            cut.push('…');
+        }
+        self.lines.push(InvalidLine { line, reason: inv.reason, detail: inv.detail.as_deref().map(str::to_owned), text: cut });
+    }
+}
+
+impl Summary {
+    /// The summary as the report embeds it (`docs/api.md`, "The static report").
+    pub fn to_json(&self, file: &str, first: &FirstInvalid) -> serde_json::Value {
+        let s = &self.stats;
+        let invalid: serde_json::Map<String, serde_json::Value> =
+            InvalidReason::ALL.iter().map(|r| (r.as_str().to_owned(), s.invalid[r.index()].into())).collect();
+        let lines: Vec<serde_json::Value> = first
+            .lines
+            .iter()
+            .map(|l| serde_json::json!({ "line": l.line, "reason": l.reason.as_str(), "detail": l.detail, "text": l.text }))
+            .collect();
+        serde_json::json!({
+            "file": file,
+            "lines": self.lines,
+            "applied": s.applied,
+            "duplicate": s.duplicate,
+            "late": s.late,
+            "invalid_total": s.invalid_total(),
+            "invalid": invalid,
+            "first_invalid": lines,
+            "first_invalid_max": first.per_reason,
+        })
+    }
+}
+
 /// Folds every line of `input` into `shard`. `wall` gives the wall clock for
 /// the `future` check; `progress(bytes_read)` is called every 64 Ki lines;
-/// `on_invalid(line_no, &invalid)` for each invalid line.
+/// `on_invalid(line_no, &invalid, line)` for each invalid line (`line`: its
+/// bytes without the line ending, at most `max_message_bytes + 2` of them).
 pub fn replay(
     input: &mut dyn BufRead,
     shard: &mut Shard,
     core: &Core,
     wall: &dyn Fn() -> Micros,
     progress: &mut dyn FnMut(u64),
-    on_invalid: &mut dyn FnMut(u64, &Invalid),
+    on_invalid: &mut dyn FnMut(u64, &Invalid, &[u8]),
 ) -> io::Result<Summary> {
     let start = Instant::now();
     let max = core.cfg.rules.max_message_bytes;
@@ -90,7 +159,7 @@ pub fn replay(
             shard.ingest(core, line, now)
         };
         if let crate::engine::Outcome::Invalid(inv) = &outcome {
-            on_invalid(*lines, inv);
+            on_invalid(*lines, inv, line);
         }
     };
     loop {
@@ -192,7 +261,7 @@ mod tests {
             &core,
             &|| crate::time::parse_rfc3339("2026-11-15T08:00:00Z").unwrap_or(0),
             &mut |_| {},
-            &mut |n, i| invalid.push((n, i.reason)),
+            &mut |n, i, _| invalid.push((n, i.reason)),
         )
         .unwrap();
         assert_eq!(s.lines, 4);
@@ -219,7 +288,7 @@ mod tests {
             let mut shard = Shard::new();
             let mut invalid = Vec::new();
             let mut input = io::BufReader::with_capacity(cap, text.as_bytes());
-            let s = replay(&mut input, &mut shard, &core, &|| i64::MAX / 2, &mut |_| {}, &mut |n, i| invalid.push((n, i.clone()))).unwrap();
+            let s = replay(&mut input, &mut shard, &core, &|| i64::MAX / 2, &mut |_| {}, &mut |n, i, _| invalid.push((n, i.clone()))).unwrap();
             (s.lines, s.bytes, s.stats, invalid)
         };
         let want = run(1 << 16);
@@ -229,5 +298,26 @@ mod tests {
         for cap in [1, 2, 3, 5, 8, 64, 121, 122, 123, 200] {
             assert_eq!(run(cap), want, "buffer of {cap} bytes");
         }
+    }
+
+    #[test]
+    fn first_invalid_keeps_a_few_per_reason_and_cuts_long_lines() {
+        let mut f = FirstInvalid::new(2);
+        let json = Invalid { reason: InvalidReason::Json, detail: Some("expected value".into()) };
+        let big = Invalid { reason: InvalidReason::TooLarge, detail: None };
+        f.note(1, &json, b"nope");
+        f.note(4, &big, "é".repeat(400).as_bytes());
+        f.note(7, &json, b"{");
+        f.note(9, &json, b"third json: dropped");
+        let got: Vec<(u64, &str)> = f.lines.iter().map(|l| (l.line, l.reason.as_str())).collect();
+        assert_eq!(got, [(1, "json"), (4, "too_large"), (7, "json")]);
+        assert_eq!(f.lines[1].text.chars().count(), INVALID_TEXT_CHARS + 1);
+        assert!(f.lines[1].text.ends_with('…'));
+        assert_eq!(f.lines[0].detail.as_deref(), Some("expected value"));
+        let s = Summary { stats: Stats { applied: 5, duplicate: 1, late: 2, invalid: [0; 8] }, lines: 11, bytes: 0, seconds: 0.0 };
+        let j = s.to_json("x.ndjson", &f);
+        assert_eq!((j["lines"].as_u64(), j["applied"].as_u64(), j["late"].as_u64()), (Some(11), Some(5), Some(2)));
+        assert_eq!(j["first_invalid"][2]["text"], "{");
+        assert_eq!(j["first_invalid_max"], 2);
     }
 }

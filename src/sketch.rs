@@ -167,29 +167,7 @@ impl Sketch {
             }
             return;
         }
-        let mut out = Vec::with_capacity(self.bins.len() + other.bins.len());
-        let (mut i, mut j) = (0, 0);
-        while i < self.bins.len() && j < other.bins.len() {
-            let (a, b) = (self.bins[i], other.bins[j]);
-            match a.0.cmp(&b.0) {
-                std::cmp::Ordering::Less => {
-                    out.push(a);
-                    i += 1;
-                }
-                std::cmp::Ordering::Greater => {
-                    out.push(b);
-                    j += 1;
-                }
-                std::cmp::Ordering::Equal => {
-                    out.push((a.0, a.1 + b.1));
-                    i += 1;
-                    j += 1;
-                }
-            }
-        }
-        out.extend_from_slice(&self.bins[i..]);
-        out.extend_from_slice(&other.bins[j..]);
-        self.bins = out;
+        self.bins = merge_sorted_bins(&self.bins, &other.bins);
     }
 
     /// Nearest-rank quantile `num/den` (e.g. `9/10` for p90): the value of the
@@ -215,6 +193,35 @@ impl Sketch {
     pub fn heap_bytes(&self) -> usize {
         self.bins.capacity() * std::mem::size_of::<(i16, u32)>()
     }
+}
+
+/// The union of two bin lists sorted by bin, counts of a bin present in both
+/// added (wrapping, as every count of the packed state). Shared by
+/// [`Sketch`] and the packed records' binned groups.
+pub(crate) fn merge_sorted_bins(a: &[(i16, u32)], b: &[(i16, u32)]) -> Vec<(i16, u32)> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        let (x, y) = (a[i], b[j]);
+        match x.0.cmp(&y.0) {
+            std::cmp::Ordering::Less => {
+                out.push(x);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                out.push(y);
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                out.push((x.0, x.1.wrapping_add(y.1)));
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use common::*;
-use salespulse::engine::{Clock, Core, Outcome, Shard};
+use salespulse::engine::{Clock, Outcome, Shard};
 use salespulse::event::InvalidReason;
 use salespulse::gen::{GenConfig, Generator};
 use salespulse::time::format_rfc3339;

@@ -6,42 +6,14 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::kafka::{free_port, BIN};
+use common::demo::Demo;
 use common::parse_exposition;
 
-struct Demo {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn demo(dir: &Path, extra: &str) -> Demo {
-    let port = free_port();
-    let config = dir.join("demo.toml");
-    std::fs::write(
-        &config,
-        format!("[http]\nlisten = \"127.0.0.1:{port}\"\n{extra}\n[demo]\nhistory_days = 2\nevents_per_second = 50\n[log]\nlevel = \"info,rdkafka=warn\"\n"),
-    )
-    .expect("config");
-    let log = dir.join("demo.log");
-    let child = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("spawn");
-    Demo { child, port, log }
+    common::demo::start(dir, extra, "history_days = 2\nevents_per_second = 50")
 }
 
 /// `curl` with `args`; returns (status, headers, body).

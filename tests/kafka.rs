@@ -11,9 +11,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::kafka::*;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
-use rdkafka::ClientConfig;
 use salespulse::gen::GenConfig;
 
 fn small_stream(seed: u64, broken: f64) -> Vec<(String, String)> {
@@ -112,14 +110,7 @@ fn poison_messages_go_to_the_dead_letter_topic() {
     let e = Engine::start(dir.path(), "a", &bs, &topic, &unique("g"));
     wait_equal(&[&e], &want, Duration::from_secs(180));
     // every bad line is in the DLQ (after the next checkpoint) with its reason and source
-    let dlq: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &bs)
-        .set("group.id", unique("dlq-reader"))
-        .set("auto.offset.reset", "earliest")
-        .set("isolation.level", "read_committed")
-        .create()
-        .expect("dlq consumer");
-    dlq.subscribe(&[&format!("{topic}-dlq")]).expect("subscribe");
+    let dlq = dlq_reader(&bs, &topic);
     let mut got = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while got.len() < bad.len() && Instant::now() < deadline {

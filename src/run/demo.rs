@@ -4,7 +4,8 @@
 //!
 //! Owns: starting the mock cluster, its topic, and the feeder thread that
 //! produces generated events re-stamped to the current time at
-//! `demo.events_per_second`.
+//! `demo.events_per_second`, with `demo.laggard`'s rep far below the reach
+//! benchmark.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -58,6 +59,7 @@ pub fn feed(brokers: String, topic: String, demo: DemoConfig, stop: Arc<AtomicBo
                 reps_per_team: demo.reps_per_team,
                 days: 30,
                 start_ms: (wall_now() - 30 * MICROS_PER_DAY) / 1000,
+                laggard: demo.laggard().ok().flatten(),
                 ..GenConfig::default()
             };
             for ev in Generator::new(cfg) {
@@ -91,6 +93,7 @@ fn history(producer: &ThreadedProducer<DefaultProducerContext>, topic: &str, dem
         reps_per_team: demo.reps_per_team,
         days: demo.history_days + 1,
         start_ms: (now.div_euclid(MICROS_PER_DAY) - i64::from(demo.history_days)) * MICROS_PER_DAY / 1000,
+        laggard: demo.laggard().ok().flatten(),
         ..GenConfig::default()
     };
     let mut sent = 0u64;

@@ -1,7 +1,9 @@
 //! The HTTP adapter of `run`: `/metrics` (KPI families and self-metrics),
 //! `/healthz` (the process is alive), `/readyz` (state restored, partitions
-//! assigned, brokers reachable) and `/api/v1/status` (the engine's progress
-//! as JSON, cheap: no KPI rendering).
+//! assigned, brokers reachable), `/api/v1/status` (the engine's progress
+//! as JSON, cheap: no KPI rendering), `/api/v1/kpis` (the KPIs of one window
+//! as JSON, [`crate::kpi_json`]) and `/` (the page that shows them,
+//! [`crate::page`]).
 //!
 //! Owns: routes, status codes, authentication of the protected routes
 //! (everything but `/healthz` and `/readyz`, with [`super::web`]), and the
@@ -9,15 +11,18 @@
 //! and, when a scraper asks, gzip-compressed) serves every scrape that
 //! arrives while it runs and for `http.scrape_cache` after it, so fifty
 //! clients hammering `/metrics` cost one render per second, not fifty, and
-//! never starve the fold workers. Must not touch: state (read through
-//! [`Engine::render`]).
+//! never starve the fold workers. `/api/v1/kpis` reads that same render
+//! when the exposition profile is full and the series budget dropped
+//! nothing (so its numbers are a scrape's), else a full render of its own
+//! (one at a time). Must not touch: state (read through [`Engine::render`]
+//! and [`Engine::render_kpis`]).
 
 use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::{Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -27,6 +32,9 @@ use tokio::sync::Mutex;
 
 use super::kafka::Engine;
 use super::web::BasicAuth;
+use crate::engine::Core;
+use crate::kpi_json;
+use crate::time::{format_rfc3339, Micros};
 
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -34,6 +42,8 @@ const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// accepts it).
 struct Rendered {
     at: Instant,
+    /// The clock its windows end at.
+    t: Micros,
     plain: Bytes,
     gzip: Option<Bytes>,
 }
@@ -45,18 +55,29 @@ pub struct Http {
     /// Held while a render runs: concurrent scrapes wait for it and reuse it.
     cache: Arc<Mutex<Option<Rendered>>>,
     max_age: Duration,
+    /// The engine's core configuration with a full profile and no series
+    /// budget, for `/api/v1/kpis` when the configured ones leave series out.
+    view: Arc<Core>,
+    /// Held while such a full render runs.
+    full_render: Arc<Mutex<()>>,
 }
 
 impl Http {
     pub fn new(engine: Arc<Engine>, max_age: Duration) -> Self {
-        Http { engine, cache: Arc::new(Mutex::new(None)), max_age }
+        let view = Arc::new(Core::new(kpi_json::full_view(&engine.core.cfg), engine.core.clock));
+        Http { engine, cache: Arc::new(Mutex::new(None)), max_age, view, full_render: Arc::new(Mutex::new(())) }
     }
 }
 
 /// The routes; everything but the probes behind `auth` (when it has users),
 /// `extra` (the bridge's ingest routes in demo mode) too.
 pub fn router(http: Http, auth: Arc<BasicAuth>, extra: Option<Router>) -> Router {
-    let mut protected = Router::new().route("/metrics", get(metrics)).route("/api/v1/status", get(status)).with_state(http.clone());
+    let mut protected = Router::new()
+        .route("/", get(page))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/status", get(status))
+        .route("/api/v1/kpis", get(kpis))
+        .with_state(http.clone());
     if let Some(extra) = extra {
         protected = protected.merge(extra);
     }
@@ -99,22 +120,28 @@ fn gzip(body: &[u8]) -> Option<Bytes> {
     enc.finish().ok().map(Bytes::from)
 }
 
-async fn metrics(State(http): State<Http>, headers: HeaderMap) -> Response {
-    let want_gzip = accepts_gzip(&headers);
+/// The cache, holding a render at most `http.max_age` old.
+async fn fresh(http: &Http) -> tokio::sync::MutexGuard<'_, Option<Rendered>> {
     let mut cache = http.cache.lock().await;
     if cache.as_ref().is_none_or(|r| r.at.elapsed() > http.max_age) {
         // Rendering is CPU work proportional to the state: off the async
         // workers. The cache lock is held meanwhile: one render at a time.
         let engine = http.engine.clone();
-        let plain = tokio::task::spawn_blocking(move || {
+        let (t, plain) = tokio::task::spawn_blocking(move || {
             let mut out = String::with_capacity(1 << 16);
-            engine.render(&mut out);
-            out
+            let t = engine.render(&mut out);
+            (t, out)
         })
         .await
-        .unwrap_or_else(|e| format!("# render failed: {e}\n"));
-        *cache = Some(Rendered { at: Instant::now(), plain: Bytes::from(plain), gzip: None });
+        .unwrap_or_else(|e| (0, format!("# render failed: {e}\n")));
+        *cache = Some(Rendered { at: Instant::now(), t, plain: Bytes::from(plain), gzip: None });
     }
+    cache
+}
+
+async fn metrics(State(http): State<Http>, headers: HeaderMap) -> Response {
+    let want_gzip = accepts_gzip(&headers);
+    let mut cache = fresh(&http).await;
     let Some(r) = cache.as_mut() else {
         return (StatusCode::INTERNAL_SERVER_ERROR, "no render\n").into_response();
     };
@@ -170,4 +197,65 @@ async fn status(State(http): State<Http>) -> impl IntoResponse {
         "events": by_result,
         "partitions": partitions,
     }))
+}
+
+/// `GET /`: the page (self-contained HTML; it reads `/api/v1/kpis`).
+async fn page() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")), (header::CACHE_CONTROL, HeaderValue::from_static("no-cache"))],
+        crate::page::live(),
+    )
+}
+
+/// The query string of `/api/v1/kpis`; empty values mean "not given".
+#[derive(Debug, Default, serde::Deserialize)]
+struct KpiParams {
+    team: Option<String>,
+    rep: Option<String>,
+    window: Option<String>,
+}
+
+/// `GET /api/v1/kpis?team=&rep=&window=`: the document of
+/// [`kpi_json::document`] (`docs/api.md`).
+async fn kpis(State(http): State<Http>, Query(p): Query<KpiParams>) -> Response {
+    let given = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+    let q = kpi_json::Query { team: given(p.team), rep: given(p.rep), window: given(p.window) };
+    let (t, scrape) = {
+        let cache = fresh(&http).await;
+        match cache.as_ref() {
+            Some(r) => (r.t, r.plain.clone()),
+            None => return (StatusCode::INTERNAL_SERVER_ERROR, "no render\n").into_response(),
+        }
+    };
+    let w = &http.engine.core.cfg.windows;
+    let complete = kpi_json::profile_is_full(&http.engine.core.cfg) && http.engine.metrics.series_dropped.get() == 0;
+    let (t, full) = if complete {
+        (t, None)
+    } else {
+        let _one = http.full_render.lock().await;
+        let (engine, view) = (http.engine.clone(), http.view.clone());
+        match tokio::task::spawn_blocking(move || {
+            let mut out = String::with_capacity(1 << 16);
+            let t = engine.render_kpis(&view, &mut out);
+            (t, out)
+        })
+        .await
+        {
+            Ok((t, out)) => (t, Some(out)),
+            Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("render failed: {e}\n")).into_response(),
+        }
+    };
+    let windows: Vec<String> = w.defs.iter().map(|d| d.name.clone()).collect();
+    let body = tokio::task::spawn_blocking(move || {
+        let scrape = String::from_utf8_lossy(&scrape);
+        let ctx = kpi_json::Context { windows: &windows, clock: Some(format_rfc3339(t)), source: "live" };
+        kpi_json::document(full.as_deref().unwrap_or(&scrape), Some(&scrape), &ctx, &q)
+    })
+    .await;
+    match body {
+        Ok(Ok(doc)) => axum::Json(doc).into_response(),
+        Ok(Err(e @ kpi_json::KpiJsonError::UnknownWindow { .. })) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+    }
 }

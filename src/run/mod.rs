@@ -114,7 +114,7 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
         .map_err(|e| RunError::Other(format!("cannot listen on {}: {e}", cfg.http.listen)))?;
     info!(
         listen = %cfg.http.listen, tls = web.tls.is_some(), basic_auth = web.auth.enabled(),
-        "serving /metrics, /api/v1/status, /healthz, /readyz"
+        "serving / (the page), /metrics, /api/v1/kpis, /api/v1/status, /healthz, /readyz"
     );
 
     let consumer = {

@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use super::selfmetrics::SelfMetrics;
 use crate::engine::{Clock, Core, Shard};
-use crate::time::wall_now;
+use crate::time::{wall_now, Micros};
 
 /// A partition: (topic, partition number).
 pub type Key = (String, i32);
@@ -126,17 +126,12 @@ impl Engine {
     }
 
     /// Renders the KPI families of every part, then the self-metrics. Each
-    /// part is locked only while it is rendered.
-    pub fn render(&self, out: &mut String) {
+    /// part is locked only while it is rendered. Returns the clock used.
+    pub fn render(&self, out: &mut String) -> Micros {
         let start = Instant::now();
         let parts = self.parts();
-        let wall = wall_now();
-        let t = match self.core.clock {
-            Clock::Event => parts.iter().filter_map(|(_, c)| lock(c).shard.event_clock).max(),
-            Clock::Wall => Some(wall),
-            Clock::Fixed(t) => Some(t),
-        };
-        let mut r = crate::render::Renderer::new(&self.core, t.unwrap_or(wall));
+        let t = self.clock(&parts);
+        let mut r = crate::render::Renderer::new(&self.core, t);
         let (mut reps, mut teams, mut bytes) = (0usize, 0usize, 0usize);
         for (_, cell) in &parts {
             let p = lock(cell);
@@ -154,5 +149,32 @@ impl Engine {
         self.metrics.ready.set(i64::from(self.is_ready()));
         self.metrics.render_duration.observe(start.elapsed().as_secs_f64());
         self.metrics.render(out);
+        t
+    }
+
+    /// The instant a render of `parts` ends its windows at.
+    fn clock(&self, parts: &[(Key, PartCell)]) -> Micros {
+        let wall = wall_now();
+        let t = match self.core.clock {
+            Clock::Event => parts.iter().filter_map(|(_, c)| lock(c).shard.event_clock).max(),
+            Clock::Wall => Some(wall),
+            Clock::Fixed(t) => Some(t),
+        };
+        t.unwrap_or(wall)
+    }
+
+    /// Renders the KPI families of every part with the exposition settings
+    /// of `view` (a copy of this engine's core configuration with another
+    /// profile and budget: the JSON endpoint's full render), and nothing
+    /// else: no self-metrics, nothing recorded. Returns the clock used.
+    pub fn render_kpis(&self, view: &Core, out: &mut String) -> Micros {
+        let parts = self.parts();
+        let t = self.clock(&parts);
+        let mut r = crate::render::Renderer::new(view, t);
+        for (_, cell) in &parts {
+            r.add(&lock(cell).shard);
+        }
+        r.finish(out);
+        t
     }
 }

@@ -51,10 +51,16 @@ pub fn create_topic(bs: &str, topic: &str, partitions: i32) {
 }
 
 pub fn produce(bs: &str, topic: &str, lines: &[(String, String)]) {
+    let records: Vec<(&[u8], &[u8])> = lines.iter().map(|(k, l)| (k.as_bytes(), l.as_bytes())).collect();
+    produce_bytes(bs, topic, &records);
+}
+
+/// Produces (key, payload) records of any bytes (not only UTF-8 lines).
+pub fn produce_bytes(bs: &str, topic: &str, records: &[(&[u8], &[u8])]) {
     let p: ThreadedProducer<DefaultProducerContext> =
         ClientConfig::new().set("bootstrap.servers", bs).set("enable.idempotence", "true").create().expect("producer");
-    for (key, line) in lines {
-        let mut rec = BaseRecord::to(topic).key(key.as_bytes()).payload(line.as_bytes());
+    for &(key, payload) in records {
+        let mut rec = BaseRecord::to(topic).key(key).payload(payload);
         loop {
             match p.send(rec) {
                 Ok(()) => break,
@@ -66,6 +72,20 @@ pub fn produce(bs: &str, topic: &str, lines: &[(String, String)]) {
         }
     }
     p.flush(Duration::from_secs(60)).expect("flush");
+}
+
+/// A committed-only reader of `{topic}-dlq` (the dead-letter topic of
+/// [`Engine::start`]), from its start.
+pub fn dlq_reader(bs: &str, topic: &str) -> BaseConsumer {
+    let dlq: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bs)
+        .set("group.id", unique("dlq-reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .create()
+        .expect("dlq consumer");
+    dlq.subscribe(&[&format!("{topic}-dlq")]).expect("subscribe");
+    dlq
 }
 
 pub fn stream(cfg: GenConfig) -> Vec<(String, String)> {

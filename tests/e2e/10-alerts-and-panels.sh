@@ -33,26 +33,9 @@ name=$(basename "$0")
 need_kafka_or_skip
 bin=$root/target/release/salespulse
 [ -x "$bin" ] || die "$bin not built (cargo build --release)"
-for t in prometheus prometheus-alertmanager promtool python3; do
-  command -v "$t" >/dev/null || die "$t not found (scripts/install-deps.sh installs it)"
-done
+e2e_needs prometheus prometheus-alertmanager promtool python3
 
-work=$(mktemp -d /tmp/salespulse-e2e.XXXXXX)
-pids=()
-cleanup() {
-  local rc=$?
-  set +e
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-  if [ "$rc" != 0 ]; then
-    for f in engine.log prometheus.log alertmanager.log receiver.log; do
-      [ -f "$work/$f" ] && { echo "---- last lines of $f"; tail -n 25 "$work/$f"; }
-    done
-  fi
-  if [ -n "${KEEP_E2E:-}" ]; then echo "work dir kept: $work"; else rm -rf "$work"; fi
-  exit "$rc"
-}
-trap cleanup EXIT
+e2e_workdir e2e engine.log prometheus.log alertmanager.log receiver.log
 
 engine_port=$(free_port); prom_port=$(free_port); am_port=$(free_port); recv_port=$(free_port)
 http_ok() { curl -fsS -o /dev/null "$1"; }

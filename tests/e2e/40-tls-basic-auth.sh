@@ -20,24 +20,9 @@ name=$(basename "$0")
 . scripts/lib.sh
 bin=$root/target/release/salespulse
 [ -x "$bin" ] || die "$bin not built (cargo build --release)"
-for t in prometheus promtool openssl curl python3; do
-  command -v "$t" >/dev/null || die "$t not found (scripts/install-deps.sh installs it)"
-done
+e2e_needs prometheus promtool openssl curl python3
 
-work=$(mktemp -d /tmp/salespulse-tls.XXXXXX)
-pids=()
-cleanup() {
-  local rc=$?
-  set +e
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-  if [ "$rc" != 0 ]; then
-    for f in engine.log prometheus.log; do [ -f "$work/$f" ] && { echo "---- last lines of $f"; tail -n 25 "$work/$f"; }; done
-  fi
-  if [ -n "${KEEP_E2E:-}" ]; then echo "work dir kept: $work"; else rm -rf "$work"; fi
-  exit "$rc"
-}
-trap cleanup EXIT
+e2e_workdir tls engine.log prometheus.log
 
 port=$(free_port); prom_port=$(free_port)
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=localhost \
