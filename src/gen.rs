@@ -5,7 +5,10 @@
 //! funnel: leads → first touches → calls and emails → MQL → SQL → meetings
 //! (with no-shows and reschedules) → deals (some updated) → quotes → won or
 //! lost, plus NPS answers, churn, daily spend and monthly/quarterly quotas;
-//! optionally bounded disorder, re-deliveries and broken lines.
+//! optionally bounded disorder, re-deliveries and broken lines. v1.1: deals
+//! carry a product line, and each rep follows a lead up 2 to 17 more times
+//! within two weeks after its first touch, except a quarter of the reps, who
+//! give up after one touch (the sources' "44 % give up after one").
 //! Must not touch: engine state or I/O: it only yields lines.
 //!
 //! Working hours are 08:00–18:00 UTC, Monday to Friday. Reach skill is drawn
@@ -145,6 +148,9 @@ fn team_name(i: usize) -> String {
     TEAM_NAMES.get(i).map(|s| s.to_string()).unwrap_or_else(|| format!("team-{i}"))
 }
 
+/// Product lines of generated deals (v1.1).
+const PRODUCT_LINES: [&str; 4] = ["core", "addons", "services", "training"];
+
 #[derive(Debug, Clone)]
 struct RepProfile {
     team: usize,
@@ -154,6 +160,9 @@ struct RepProfile {
     response_min: f64,
     pipe: f64,
     win: f64,
+    /// Follow-up touches after a lead's first one (v1.1 persistence): 0 for
+    /// the reps who give up after one touch.
+    follow_ups: u32,
 }
 
 /// Follow-ups scheduled for later, by kind.
@@ -165,6 +174,7 @@ enum Step {
     Book { lead: u64 },
     Complete { lead: u64, meeting: u64 },
     Deal { lead: u64 },
+    FollowUp { lead: u64, left: u32 },
     DealUpdate { deal: u64 },
     Quote { deal: u64 },
     Close { deal: u64, lead: u64 },
@@ -196,6 +206,9 @@ pub struct Generator {
     next_id: u64,
     next_obj: u64,
     deal_amounts: std::collections::HashMap<u64, f64>,
+    /// Draws of the v1.1 additions (follow-up touches), apart from `rng` so
+    /// that every event of earlier releases' streams stays the same.
+    follow_rng: SmallRng,
     done: bool,
     buf: String,
 }
@@ -203,6 +216,7 @@ pub struct Generator {
 impl Generator {
     pub fn new(cfg: GenConfig) -> Self {
         let mut rng = SmallRng::seed_from_u64(cfg.seed);
+        let mut follow_rng = SmallRng::seed_from_u64(cfg.seed ^ 0x5EED_F011_0F00);
         let mut reps = Vec::new();
         for t in 0..cfg.teams {
             for r in 0..cfg.reps_per_team {
@@ -218,6 +232,9 @@ impl Generator {
                     response_min: 10.0 + 200.0 * (1.0 - skill) * rng.gen::<f64>(),
                     pipe: 0.55 + 0.4 * rng.gen::<f64>(),
                     win: 0.25 + 0.35 * skill,
+                    // A quarter of the reps give up after one touch; the
+                    // others follow up 2 to 17 more times within two weeks.
+                    follow_ups: if follow_rng.gen_bool(0.25) { 0 } else { follow_rng.gen_range(2..18) },
                 });
             }
         }
@@ -234,9 +251,17 @@ impl Generator {
             next_id: 0,
             next_obj: 0,
             deal_amounts: Default::default(),
+            follow_rng,
             done: false,
             buf: String::new(),
         }
+    }
+
+    /// Time to the next follow-up touch of a rep who makes `n` of them:
+    /// spread over about two weeks.
+    fn follow_gap(&mut self, n: u32) -> i64 {
+        let mean = 13 * MS_DAY / i64::from(n.max(1));
+        self.follow_rng.gen_range(mean / 2..=mean * 3 / 2)
     }
 
     fn obj(&mut self) -> u64 {
@@ -429,6 +454,27 @@ impl Generator {
             Step::FirstTouch { lead } => {
                 let reach = self.reps[r].reach;
                 self.touch(at, r, team, reach, Some(lead));
+                let n = self.reps[r].follow_ups;
+                if n > 0 {
+                    let gap = self.follow_gap(n);
+                    self.schedule(at + gap, r, Step::FollowUp { lead, left: n });
+                }
+            }
+            Step::FollowUp { lead, left } => {
+                // Meaningful at the rep's reach, like every other touch.
+                let meaningful = self.follow_rng.gen_bool(self.reps[r].reach);
+                let (ty, outcome) = match self.follow_rng.gen_range(0..10) {
+                    x if meaningful => (if x < 4 { "email.logged" } else { "call.logged" }, "meaningful"),
+                    0..=3 => ("email.logged", "sent"),
+                    4..=6 => ("call.logged", "no_answer"),
+                    7..=8 => ("call.logged", "voicemail"),
+                    _ => ("call.logged", "connected"),
+                };
+                self.emit(at, Some(r), team, ty, &format!(r#","lead_id":"L-{lead}","outcome":"{outcome}""#));
+                if left > 1 {
+                    let gap = self.follow_gap(self.reps[r].follow_ups);
+                    self.schedule(at + gap, r, Step::FollowUp { lead, left: left - 1 });
+                }
             }
             Step::Mql { lead } => {
                 self.emit(at, Some(r), team, "lead.qualified", &format!(r#","lead_id":"L-{lead}","stage":"mql""#));
@@ -467,7 +513,9 @@ impl Generator {
                 let deal = self.obj();
                 let amount = (5_000.0 + 30_000.0 * self.rng.gen::<f64>().powi(2)).round();
                 self.deal_amounts.insert(deal, amount);
-                self.emit(at, Some(r), team, "deal.created", &format!(r#","deal_id":"D-{deal}","lead_id":"L-{lead}","amount":{amount}"#));
+                // v1.1: a product line (no draw: the stream's other events stay the same).
+                let line = PRODUCT_LINES[(deal as usize + team) % PRODUCT_LINES.len()];
+                self.emit(at, Some(r), team, "deal.created", &format!(r#","deal_id":"D-{deal}","lead_id":"L-{lead}","amount":{amount},"product_line":"{line}""#));
                 if self.rng.gen_bool(0.2) {
                     self.schedule(at + 2 * MS_DAY, r, Step::DealUpdate { deal });
                 }
@@ -731,5 +779,36 @@ mod tests {
                 assert!(r > 0.38, "{rep} {r}");
             }
         }
+    }
+
+    #[test]
+    fn some_reps_give_up_after_one_touch_and_the_others_follow_up() {
+        let cfg = GenConfig { days: 28, ..GenConfig::default() };
+        let rules = ValidationRules::default();
+        // touches per lead (outbound, with the lead's id), by the lead's rep
+        let mut per_lead: std::collections::HashMap<(String, String), u32> = Default::default();
+        let mut products: std::collections::HashSet<&str> = Default::default();
+        for e in lines(cfg) {
+            let ev = parse_event(e.line.as_bytes(), &rules).unwrap();
+            if let Payload::Touch { direction: crate::event::Direction::Outbound, lead: Some(l), .. } = &ev.payload {
+                *per_lead.entry((ev.rep.unwrap().into_owned(), l.to_string())).or_default() += 1;
+            }
+            if e.line.contains(r#""type":"deal.created""#) {
+                products.extend(PRODUCT_LINES.iter().copied().filter(|p| e.line.contains(&format!(r#""product_line":"{p}""#))));
+            }
+        }
+        let mut by_rep: std::collections::HashMap<String, (u32, u32)> = Default::default();
+        for ((rep, _), n) in per_lead {
+            let c = by_rep.entry(rep).or_default();
+            c.0 += u32::from(n == 1);
+            c.1 += 1;
+        }
+        let quitters = by_rep.values().filter(|(one, all)| one == all).count();
+        // (the last days' leads of a rep who follows up twice have had one touch so far)
+        let persistent = by_rep.values().filter(|(one, all)| *one * 4 < *all).count();
+        // a quarter of the 32 reps, give or take the draw
+        assert!((3..=14).contains(&quitters), "{quitters} of {}", by_rep.len());
+        assert_eq!(quitters + persistent, by_rep.len(), "{by_rep:?}");
+        assert_eq!(products.len(), PRODUCT_LINES.len());
     }
 }
