@@ -523,7 +523,8 @@ impl Shard {
         let w = &core.cfg.windows;
         let r = core.retention();
         let mut due = Vec::new();
-        self.due.pop_due(t, &mut due);
+        let teams = &self.teams;
+        self.due.pop_due(t, |ti, key| teams.get(ti as usize)?.joins.due_of(key, r), &mut due);
         let kept = self.cache.kept_from(w, t);
         let pt = self.cache.periods(w, t);
         for (at, ti, key) in due {
@@ -542,6 +543,7 @@ impl Shard {
         if self.due.any_due(t) {
             self.observe_due(core, t);
         }
+        self.due.shrink(t, core.retention().persistence);
         let w = &core.cfg.windows;
         let pt = periods_in(w.tz, t);
         let keep_quota_from = quota_days(&pt)[1].1;

@@ -2,7 +2,7 @@
 //! touches and SQL add to the windows, in event time.
 //!
 //! Owns: the per-lead follow-up state ([`LeadFollow`], kept inside the lead
-//! join of [`crate::joins`] and packed there into 16 bytes), the decisions
+//! join of [`crate::joins`] and packed there into 8 bytes), the decisions
 //! "this touch counts for the lead's horizon / for its SQL", the observation
 //! a lead makes at `L + H`, and the due queue ([`Due`]) that makes each
 //! observation once the clock passes `L + H` without scanning leads.
@@ -18,12 +18,20 @@
 
 use std::collections::BTreeMap;
 
-use crate::time::{Micros, MICROS_PER_MIN};
+use crate::time::{Micros, MICROS_PER_DAY, MICROS_PER_SEC};
 
 /// Touches (and activities before the SQL) are counted up to this value.
-const COUNT_MAX: u32 = (1 << 12) - 1;
-/// Rep indexes at or above this are not stored (the lead counts at team level only).
-const REP_MAX: u32 = (1 << 24) - 2;
+const COUNT_MAX: u32 = (1 << 8) - 1;
+/// Rep indexes above this are not stored (the lead counts at team level only).
+const REP_MAX: u32 = (1 << 13) - 2;
+/// Bits of a packed lead (see [`LeadFollow::pack`]).
+const REP_BITS: u32 = 13;
+const COUNT_BITS: u32 = 8;
+const FLAGS_AT: u32 = REP_BITS + COUNT_BITS;
+const UNION_AT: u32 = FLAGS_AT + 3;
+/// After the SQL: its second, relative to the lead's, in this many bits
+/// (two's complement; the lowest value: not kept).
+const SQL_SECS_BITS: u32 = 64 - UNION_AT - REP_BITS;
 
 /// A lead's follow-up state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +51,8 @@ pub struct LeadFollow {
     /// After the SQL: the rep of the qualifying event.
     pub sql_rep: Option<u32>,
     /// Before the SQL: the latest `occurred_at` of those activities
-    /// (`Micros::MIN`: none); after: the SQL's `occurred_at`.
+    /// (`Micros::MIN`: none); after: the SQL's `occurred_at` (`Micros::MIN`:
+    /// not kept). Kept to the second (the start of its second).
     pub time: Micros,
 }
 
@@ -61,32 +70,69 @@ fn rep_of(code: u64) -> Option<u32> {
     (code != 0).then(|| (code - 1) as u32)
 }
 
+fn mask(bits: u32) -> u64 {
+    (1 << bits) - 1
+}
+
+/// The second of `t` (floor).
+fn second(t: Micros) -> i64 {
+    t.div_euclid(MICROS_PER_SEC)
+}
+
+/// `t`'s second relative to `created`'s in `bits` bits of two's complement;
+/// the lowest value stands for `Micros::MIN` and for what does not fit.
+fn encode_secs(t: Micros, created: Micros, bits: u32) -> u64 {
+    let lo = -(1i64 << (bits - 1));
+    let d = if t == Micros::MIN { lo } else { second(t).saturating_sub(second(created)) };
+    let d = if d <= lo || d >= -lo { lo } else { d };
+    (d as u64) & mask(bits)
+}
+
+fn decode_secs(code: u64, created: Micros, bits: u32) -> Micros {
+    let d = ((code << (64 - bits)) as i64) >> (64 - bits);
+    if d == -(1i64 << (bits - 1)) {
+        Micros::MIN
+    } else {
+        (second(created) + d) * MICROS_PER_SEC
+    }
+}
+
 impl LeadFollow {
-    /// `(time, bits)`: bits 0-23 owner + 1, 24-35 touches, 36 observed, 37
-    /// SQL in horizon, 38 SQL seen, 39-62 the activities (before the SQL) or
-    /// the SQL's rep + 1 (after).
-    pub fn pack(&self) -> (Micros, u64) {
-        let union = if self.sql_seen { rep_code(self.sql_rep) } else { u64::from(self.acts.min(COUNT_MAX)) };
-        let bits = rep_code(self.owner)
-            | u64::from(self.touches.min(COUNT_MAX)) << 24
-            | u64::from(self.observed) << 36
-            | u64::from(self.sql_in_horizon) << 37
-            | u64::from(self.sql_seen) << 38
-            | union << 39;
-        (self.time, bits)
+    /// The 64 bits of a lead created at `created`: bits 0-12 owner + 1,
+    /// 13-20 touches, 21 observed, 22 SQL in horizon, 23 SQL seen; then
+    /// before the SQL 8 bits of activities and 32 of the latest one's second
+    /// (relative to the lead's), after it the SQL's rep + 1 (13 bits) and its
+    /// second (27 bits: within 776 days of the lead's; beyond, not kept).
+    pub fn pack(&self, created: Micros) -> u64 {
+        let union = if self.sql_seen {
+            rep_code(self.sql_rep) | encode_secs(self.time, created, SQL_SECS_BITS) << REP_BITS
+        } else {
+            u64::from(self.acts.min(COUNT_MAX)) | encode_secs(self.time, created, 32) << COUNT_BITS
+        };
+        rep_code(self.owner)
+            | u64::from(self.touches.min(COUNT_MAX)) << REP_BITS
+            | u64::from(self.observed) << FLAGS_AT
+            | u64::from(self.sql_in_horizon) << (FLAGS_AT + 1)
+            | u64::from(self.sql_seen) << (FLAGS_AT + 2)
+            | union << UNION_AT
     }
 
-    pub fn unpack(time: Micros, bits: u64) -> Self {
-        let sql_seen = bits >> 38 & 1 == 1;
-        let union = bits >> 39 & ((1 << 24) - 1);
+    pub fn unpack(created: Micros, bits: u64) -> Self {
+        let sql_seen = bits >> (FLAGS_AT + 2) & 1 == 1;
+        let union = bits >> UNION_AT;
+        let (acts, sql_rep, time) = if sql_seen {
+            (0, rep_of(union & mask(REP_BITS)), decode_secs(union >> REP_BITS, created, SQL_SECS_BITS))
+        } else {
+            ((union & mask(COUNT_BITS)) as u32, None, decode_secs(union >> COUNT_BITS, created, 32))
+        };
         LeadFollow {
-            owner: rep_of(bits & ((1 << 24) - 1)),
-            touches: (bits >> 24 & u64::from(COUNT_MAX)) as u32,
-            observed: bits >> 36 & 1 == 1,
-            sql_in_horizon: bits >> 37 & 1 == 1,
+            owner: rep_of(bits & mask(REP_BITS)),
+            touches: (bits >> REP_BITS & mask(COUNT_BITS)) as u32,
+            observed: bits >> FLAGS_AT & 1 == 1,
+            sql_in_horizon: bits >> (FLAGS_AT + 1) & 1 == 1,
             sql_seen,
-            acts: if sql_seen { 0 } else { union as u32 },
-            sql_rep: if sql_seen { rep_of(union) } else { None },
+            acts,
+            sql_rep,
             time,
         }
     }
@@ -109,7 +155,8 @@ impl LeadFollow {
         if !self.sql_seen {
             self.acts = (self.acts + 1).min(COUNT_MAX);
             self.time = self.time.max(e);
-        } else if e <= self.time {
+        } else if self.time != Micros::MIN && second(e) <= second(self.time) {
+            // at or before the SQL, to the second (the SQL's time is kept to the second)
             out[1] = Some(Observation { rep: self.sql_rep, at: self.time, add: FollowAdd { sql_touches: 1, ..FollowAdd::default() } });
         }
         out
@@ -180,56 +227,95 @@ pub struct Observation {
     pub add: FollowAdd,
 }
 
-/// Leads waiting for their observation at `L + H`, by minute of `L + H`.
+/// Leads waiting for their observation at `L + H`, by UTC day of `L + H`.
 ///
-/// Each lead is pushed once (at its creation) and popped once; a minute's
-/// leads are sorted when the clock first reaches that minute. Keys lie
+/// Each lead is pushed once (at its creation) and popped once, as 12 bytes
+/// (its key and team; its `L + H` is read back from the lead book, see
+/// [`Due::pop_due`]). The earliest day's leads are moved to a sorted list
+/// (with their times) when the clock first reaches that day. Days lie
 /// between the clock and the clock plus `H` plus the future tolerance (a
-/// lead whose `L + H` has passed is observed at once), so the map holds at
-/// most `H / 1 min` keys and each operation costs a bounded number of steps.
+/// lead whose `L + H` has passed goes to the sorted list at once), so the
+/// map holds about `H / 1 day` keys and each operation costs a bounded
+/// number of steps (amortized).
 #[derive(Debug, Clone, Default)]
 pub struct Due {
-    by_minute: BTreeMap<i64, Vec<(Micros, u32, u64)>>,
-    /// Earliest `L + H` queued (`Micros::MAX`: none).
-    next: Option<Micros>,
+    by_day: BTreeMap<i64, Vec<[u32; 3]>>,
+    /// The days up to `open_day` already moved here: `(L + H, team, key)`, latest first.
+    ready: Vec<(Micros, u32, u64)>,
+    open_day: Option<i64>,
     len: usize,
 }
 
+fn day_of(t: Micros) -> i64 {
+    t.div_euclid(MICROS_PER_DAY)
+}
+
 impl Due {
-    /// Queues lead `lead` (fingerprint) of team `team` due at `at`.
+    /// Queues lead `lead` (key) of team `team` due at `at`.
     pub fn push(&mut self, at: Micros, team: u32, lead: u64) {
-        self.by_minute.entry(at.div_euclid(MICROS_PER_MIN)).or_default().push((at, team, lead));
-        self.next = Some(self.next.map_or(at, |n| n.min(at)));
         self.len += 1;
+        if self.open_day.is_some_and(|d| day_of(at) <= d) {
+            let x = (at, team, lead);
+            let i = self.ready.partition_point(|y| *y > x);
+            self.ready.insert(i, x);
+        } else {
+            self.by_day.entry(day_of(at)).or_default().push([lead as u32, (lead >> 32) as u32, team]);
+        }
     }
 
-    /// Whether some lead is due at clock `t` (one comparison).
+    /// The earliest time at which [`Due::pop_due`] may find a lead due.
+    fn next(&self) -> Option<Micros> {
+        let ready = self.ready.last().map(|x| x.0);
+        let day = self.by_day.first_key_value().map(|(d, _)| d.saturating_mul(MICROS_PER_DAY));
+        match (ready, day) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Whether some lead may be due at clock `t` (a couple of comparisons).
     #[inline]
     pub fn any_due(&self, t: Micros) -> bool {
-        self.next.is_some_and(|n| n <= t)
+        self.next().is_some_and(|n| n <= t)
     }
 
-    /// Takes every lead due at clock `t`, earliest first.
-    pub fn pop_due(&mut self, t: Micros, out: &mut Vec<(Micros, u32, u64)>) {
-        while let Some(mut entry) = self.by_minute.first_entry() {
-            if entry.key().saturating_mul(MICROS_PER_MIN) > t {
-                break;
-            }
-            let v = entry.get_mut();
-            v.sort_unstable_by(|a, b| b.cmp(a));
-            while v.last().is_some_and(|x| x.0 <= t) {
-                if let Some(x) = v.pop() {
+    /// Takes every lead due at clock `t`, earliest first. `due_of(team, key)`
+    /// is the `L + H` of the lead still waiting under that key (`None`: no
+    /// longer waiting; its entry is dropped).
+    pub fn pop_due(&mut self, t: Micros, due_of: impl Fn(u32, u64) -> Option<Micros>, out: &mut Vec<(Micros, u32, u64)>) {
+        loop {
+            while self.ready.last().is_some_and(|x| x.0 <= t) {
+                if let Some(x) = self.ready.pop() {
                     out.push(x);
                     self.len -= 1;
                 }
             }
-            if v.is_empty() {
-                entry.remove();
-            } else {
+            let Some(entry) = self.by_day.first_entry() else { break };
+            let day = *entry.key();
+            if day.saturating_mul(MICROS_PER_DAY) > t {
                 break;
             }
+            for [lo, hi, team] in entry.remove() {
+                let key = u64::from(lo) | u64::from(hi) << 32;
+                match due_of(team, key) {
+                    Some(at) => self.ready.push((at, team, key)),
+                    None => self.len -= 1,
+                }
+            }
+            self.ready.sort_unstable_by(|a, b| b.cmp(a));
+            self.open_day = Some(self.open_day.map_or(day, |d| d.max(day)));
         }
-        self.next = self.by_minute.first_key_value().and_then(|(_, v)| v.iter().map(|x| x.0).min());
+    }
+
+    /// Gives back the spare capacity of the days no new lead is expected in
+    /// (those before `t + h`, `h` the persistence horizon); run from
+    /// maintenance.
+    pub fn shrink(&mut self, t: Micros, h: Micros) {
+        let last = day_of(t.saturating_add(h));
+        for (_, v) in self.by_day.range_mut(..last) {
+            v.shrink_to_fit();
+        }
+        self.ready.shrink_to_fit();
     }
 
     pub fn len(&self) -> usize {
@@ -242,7 +328,8 @@ impl Due {
 
     /// Approximate heap bytes.
     pub fn heap_bytes(&self) -> usize {
-        self.by_minute.values().map(|v| 48 + v.capacity() * std::mem::size_of::<(Micros, u32, u64)>()).sum()
+        let days: usize = self.by_day.values().map(|v| 48 + v.capacity() * std::mem::size_of::<[u32; 3]>()).sum();
+        days + self.ready.capacity() * std::mem::size_of::<(Micros, u32, u64)>()
     }
 }
 
@@ -256,27 +343,37 @@ mod tests {
 
     #[test]
     fn packing_round_trips() {
+        let created = 1_790_000_000_123_457;
+        let sec = created - 123_457;
         for owner in [None, Some(0), Some(7), Some(REP_MAX)] {
             for sql_seen in [false, true] {
-                for touches in [0, 1, 4095] {
-                    let f = LeadFollow {
-                        owner,
-                        touches,
-                        observed: touches == 1,
-                        sql_in_horizon: sql_seen && touches == 0,
-                        sql_seen,
-                        acts: if sql_seen { 0 } else { 4095 },
-                        sql_rep: if sql_seen { owner } else { None },
-                        time: -5,
-                    };
-                    let (t, b) = f.pack();
-                    assert_eq!(LeadFollow::unpack(t, b), f);
+                for touches in [0, 1, COUNT_MAX] {
+                    // times are kept to the second; before the SQL within 68 years of the lead, after it 776 days
+                    for time in [Micros::MIN, -5 * S, sec - 3 * S, sec + 9 * S, sec + 775 * MICROS_PER_DAY] {
+                        let f = LeadFollow {
+                            owner,
+                            touches,
+                            observed: touches == 1,
+                            sql_in_horizon: sql_seen && touches == 0,
+                            sql_seen,
+                            acts: if sql_seen { 0 } else { COUNT_MAX },
+                            sql_rep: if sql_seen { owner } else { None },
+                            time,
+                        };
+                        let kept = !(sql_seen && time == -5 * S);
+                        let want = LeadFollow { time: if kept { time } else { Micros::MIN }, ..f };
+                        assert_eq!(LeadFollow::unpack(created, f.pack(created)), want, "{f:?}");
+                    }
                 }
             }
         }
-        assert_eq!(LeadFollow::unpack(Micros::MIN, 0), LeadFollow::default());
+        assert_eq!(LeadFollow::unpack(7, 0).owner, None);
+        assert_eq!(LeadFollow::unpack(created, LeadFollow::default().pack(created)), LeadFollow::default());
+        // a time within a second is kept as its second's start
+        let f = LeadFollow { sql_seen: true, time: sec + 9 * S + 999_999, ..LeadFollow::default() };
+        assert_eq!(LeadFollow::unpack(created, f.pack(created)).time, sec + 9 * S);
         // a rep index beyond the stored range counts at team level only
-        assert_eq!(LeadFollow::unpack(0, LeadFollow { owner: Some(REP_MAX + 1), ..LeadFollow::default() }.pack().1).owner, None);
+        assert_eq!(LeadFollow::unpack(0, LeadFollow { owner: Some(REP_MAX + 1), ..LeadFollow::default() }.pack(0)).owner, None);
     }
 
     #[test]
@@ -322,26 +419,41 @@ mod tests {
         // at the SQL's time still counts, after it does not
         assert!(f.touch(0, 15 * S, H)[1].is_some());
         assert!(f.touch(0, 16 * S, H)[1].is_none());
+        // the SQL's time is kept to the second: later within its second still counts (a reading)
+        assert!(f.touch(0, 15 * S + S / 2, H)[1].is_some());
     }
 
     #[test]
     fn due_queue_pops_in_time_order() {
         let mut d = Due::default();
-        let m = MICROS_PER_MIN;
-        d.push(5 * m + 30 * S, 0, 1);
-        d.push(5 * m + 10 * S, 0, 2);
-        d.push(2 * m, 1, 3);
-        d.push(90 * m, 0, 4);
-        assert!(!d.any_due(2 * m - 1));
-        assert!(d.any_due(2 * m));
+        let m = 60 * S;
+        let day = MICROS_PER_DAY;
+        let times: std::collections::HashMap<u64, Micros> =
+            [(1, 5 * m + 30 * S), (2, 5 * m + 10 * S), (3, 2 * m), (4, 90 * m), (5, 3 * day + m), (6, day / 2)].into();
+        let due_of = |_team: u32, key: u64| times.get(&key).copied();
+        for k in [1, 2, 3, 4, 5] {
+            d.push(times[&k], u32::from(k == 3), k);
+        }
+        // a lead no longer waiting (forgotten) is dropped when its day is opened
+        d.push(7 * m, 0, 99);
+        assert!(!d.any_due(-1));
         let mut out = Vec::new();
-        d.pop_due(5 * m + 20 * S, &mut out);
-        assert_eq!(out.iter().map(|x| x.2).collect::<Vec<_>>(), [3, 2]);
-        assert_eq!(d.len(), 2);
+        d.pop_due(2 * m - 1, due_of, &mut out);
+        assert!(out.is_empty());
+        assert!(!d.any_due(2 * m - 1) && d.any_due(2 * m));
+        d.pop_due(5 * m + 20 * S, due_of, &mut out);
+        assert_eq!(out.iter().map(|x| (x.2, x.1)).collect::<Vec<_>>(), [(3, 1), (2, 0)]);
+        assert_eq!(d.len(), 3);
         assert!(!d.any_due(5 * m + 29 * S));
+        // a lead due in a day already opened goes to the sorted list
+        d.push(times[&6], 0, 6);
         out.clear();
-        d.pop_due(100 * m, &mut out);
-        assert_eq!(out.iter().map(|x| x.2).collect::<Vec<_>>(), [1, 4]);
+        d.pop_due(day, due_of, &mut out);
+        assert_eq!(out.iter().map(|x| x.2).collect::<Vec<_>>(), [1, 4, 6]);
+        assert!(!d.any_due(3 * day - 1));
+        out.clear();
+        d.pop_due(Micros::MAX, due_of, &mut out);
+        assert_eq!(out.iter().map(|x| x.2).collect::<Vec<_>>(), [5]);
         assert!(d.is_empty() && !d.any_due(Micros::MAX));
     }
 }

@@ -50,21 +50,20 @@ impl LeadV8 {
 }
 
 /// A lead: [`LeadV8`] plus the v1.1 follow-up state of [`crate::follow`]
-/// (24 bytes): `time` is the latest `occurred_at` of its activities until its
-/// first SQL is applied, then that SQL's `occurred_at`; `bits` holds the
-/// owner, the touch counts and the flags (see [`crate::follow::LeadFollow`]).
+/// packed in 8 bytes (the owner, the touch counts, the flags and the time of
+/// the latest activity until its first SQL is applied, then that SQL's; see
+/// [`crate::follow::LeadFollow::pack`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Lead {
     base: LeadV8,
-    time: Micros,
     bits: u64,
 }
 
 impl Lead {
     fn new(created: Micros, owner: Option<u32>) -> Self {
+        let base = LeadV8::new(created);
         let f = LeadFollow { owner, ..LeadFollow::default() };
-        let (time, bits) = f.pack();
-        Lead { base: LeadV8::new(created), time, bits }
+        Lead { base, bits: f.pack(base.created()) }
     }
     fn created(self) -> Micros {
         self.base.created()
@@ -76,18 +75,17 @@ impl Lead {
         self.base.set_responded();
     }
     fn follow(self) -> LeadFollow {
-        LeadFollow::unpack(self.time, self.bits)
+        LeadFollow::unpack(self.created(), self.bits)
     }
     fn set_follow(&mut self, f: &LeadFollow) {
-        (self.time, self.bits) = f.pack();
+        self.bits = f.pack(self.created());
     }
     /// A lead restored from format 8 or 7: its follow-up observations are
     /// taken as made (the old engine made none, and a lead observed with
     /// the touches it happened to be restored with would be wrong).
     fn from_v8(l: LeadV8) -> Self {
         let f = LeadFollow { observed: true, sql_seen: true, ..LeadFollow::default() };
-        let (time, bits) = f.pack();
-        Lead { base: l, time, bits }
+        Lead { base: l, bits: f.pack(l.created()) }
     }
 }
 
@@ -376,6 +374,12 @@ impl Joins {
         o
     }
 
+    /// `L + H` of the lead with key `key` if it is still waiting for its observation.
+    pub fn due_of(&self, key: u64, r: Retention) -> Option<Micros> {
+        let l = self.leads.get(key)?;
+        (!l.follow().observed).then(|| l.created().saturating_add(r.persistence))
+    }
+
     /// `(key, L + H)` of every lead not yet observed (to rebuild the due queue).
     pub fn unobserved(&self, r: Retention) -> impl Iterator<Item = (u64, Micros)> + '_ {
         self.leads.iter().filter(|(_, l)| !l.follow().observed).map(move |(k, l)| (k, l.created().saturating_add(r.persistence)))
@@ -597,7 +601,7 @@ mod tests {
             assert_eq!((l.created(), l.responded(), l.follow().owner), (c, true, Some(3)));
         }
         assert_eq!(std::mem::size_of::<(u64, LeadV8)>(), 16);
-        assert_eq!(std::mem::size_of::<Lead>(), 24);
+        assert_eq!(std::mem::size_of::<Lead>(), 16);
     }
 
     #[test]
