@@ -51,9 +51,14 @@ import tomllib
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Families that exist at team level only (docs/metrics.md).
-TEAM_ONLY = {"sales_spend", "sales_active_reps", "sales_cost_per_lead", "sales_cac", "sales_revenue_per_rep"}
+TEAM_ONLY = {"sales_spend", "sales_active_reps", "sales_cost_per_lead", "sales_cac", "sales_revenue_per_rep",
+             # v1.1: product lines and regions
+             "sales_deals_created_by_product", "sales_pipeline_added_by_product", "sales_deals_won_by_product",
+             "sales_deals_lost_by_product", "sales_revenue_by_product", "sales_win_ratio_by_product",
+             "sales_team_info"}
 # Families without a window label.
-CURRENT = {"sales_open_deals", "sales_pipeline_value", "sales_quota", "sales_events_total"}
+CURRENT = {"sales_open_deals", "sales_pipeline_value", "sales_quota", "sales_events_total",
+           "sales_pipeline_coverage_ratio", "sales_team_info"}
 # Not per rep or team: always exported.
 ALWAYS = {"sales_benchmark"}
 DEFAULT_WINDOWS = ["1h", "1d", "7d", "30d", "today", "wtd", "mtd", "qtd"]

@@ -12,7 +12,8 @@
 #   2. the SalesRepReachBelowBenchmark alert of that rep reaches the webhook
 #      receiver with labels alertname, severity, team="na-ent",
 #      rep="rep-na-ent-03", and no other rep's reach alert fires;
-#   3. every panel query of every dashboard returns data (scripts/check-panel-queries.py);
+#   3. every panel query of every dashboard returns data (scripts/check-panel-queries.py),
+#      the region panels through sales_team_info of the [segments.regions] below;
 #   4. SIGTERM stops the engine with exit status 0.
 #
 # With E2E_PROFILE=FILE the engine runs with that exposition profile
@@ -51,6 +52,14 @@ scripts/kafka.sh topic "$topic" 3 >/dev/null
 
 # ---------------------------------------------------------------- the engine
 engine_config "$work/salespulse.toml" "$topic" "$engine_port"
+# Regions for sales_team_info (the Pipeline & forecast dashboard groups teams
+# by region through it; its panels are checked with the others below).
+cat >> "$work/salespulse.toml" <<EOF
+[segments.regions]
+emea-smb = "emea"
+na-ent = "americas"
+apac-mid = "apac"
+EOF
 # E2E_PROFILE=FILE (tests/e2e/11-large-org.sh): its [exposition.*] tables
 # are appended to the engine's configuration.
 if [ -n "${E2E_PROFILE:-}" ]; then
