@@ -362,7 +362,7 @@ impl KeyState {
 
     /// Brings the rings and calendar accumulators to clock `t`: what no
     /// window can see any more is merged on or marked as garbage (cheap: the
-    /// hourly sweep runs it on every key).
+    /// sweep runs it on every key every 6 h of clock time).
     pub fn expire(&mut self, w: &Windows, t: Micros, pt: &Periods) {
         for chain in &w.chains {
             self.compact_chain(w, chain, t);
