@@ -44,7 +44,7 @@ fn main() {
             shard.ingest(&core, l.as_bytes(), i64::MAX / 2);
         }
         if let Some(t) = shard.event_clock {
-            shard.maintain(&core, t);
+            shard.maintain_and_tidy(&core, t);
         }
         let live = LIVE.load(Ordering::Relaxed) - before;
         let reps = shard.rep_count().max(1);

@@ -16,6 +16,8 @@
 #     --scrapers N       concurrent /metrics clients hammering the engine
 #                        during the drain (wrk, 2 threads, with the
 #                        complete-response counter of tests/fixtures/wrk/; default 0)
+#   environment: BENCH_WRAP="perf record -F 999 -g -o drain.perf --" runs
+#                        the engine under a profiler
 #
 # Uses KAFKA_BOOTSTRAP if set, else this checkout's broker (scripts/kafka.sh
 # start; stopped afterwards if this script started it).
@@ -96,7 +98,10 @@ level = "warn"
 EOF
   read -r idle0 total0 < <(cpu_idle)
   t0=$(date +%s.%N)
-  "$bin" run --config "$work/salespulse.toml" > /dev/null 2> "$work/engine.log" &
+  # BENCH_WRAP profiles the engine, e.g. BENCH_WRAP="perf record -F 999 -g -o drain.perf --"
+  # (the per-thread figures are then the wrapper's, not the engine's).
+  # shellcheck disable=SC2086
+  ${BENCH_WRAP:-} "$bin" run --config "$work/salespulse.toml" > /dev/null 2> "$work/engine.log" &
   pid=$!
   if [ "$scrapers" -gt 0 ]; then
     wait_for 60 "engine serving" status_is "http://127.0.0.1:$port/healthz" 200

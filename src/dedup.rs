@@ -17,7 +17,7 @@
 //! application time is kept to the second as an `i32` offset from a base
 //! that moves to the clock at every sweep, so the horizon check is exact.
 //! Expired entries are removed in place by sweeps, when the table is full
-//! (before it would grow) and every quarter horizon of clock time (amortized
+//! (before it would grow) and every sixteenth of the horizon of clock time (amortized
 //! O(1) per event). Exactness needs the horizon and any backward step of the
 //! clock to stay below 68 years (the `i32` range of seconds); an entry
 //! further than that from the clock is dropped.
@@ -109,10 +109,13 @@ impl Dedup {
             }
         });
         self.base = base;
-        if self.seen.len() * 100 < self.seen.capacity() * 60 {
-            self.seen.resize(self.seen.len() * 5 / 4 + 16);
+        // Sweeps every sixteenth of the horizon keep the ids of at most 17/16
+        // horizons; the table is laid out again at 83 % load when below 75 %,
+        // which leaves room for the next sixteenth before it is full (90 %).
+        if self.seen.len() * 100 < self.seen.capacity() * 75 {
+            self.seen.resize(self.seen.len() * 100 / 83 + 16);
         }
-        self.next_sweep = t + (horizon / 4).max(MICROS_PER_SEC);
+        self.next_sweep = t + (horizon / 16).max(MICROS_PER_SEC);
     }
 
     pub fn len(&self) -> usize {

@@ -353,16 +353,31 @@ impl KeyState {
         self.arena.free(rec);
     }
 
-    /// Frees buckets and periods that no window can see at clock `t`.
+    /// Frees buckets and periods that no window can see at clock `t`, and
+    /// returns spare memory ([`KeyState::tidy`]).
     pub fn compact(&mut self, w: &Windows, t: Micros, pt: &Periods) {
+        self.expire(w, t, pt);
+        self.tidy();
+    }
+
+    /// Brings the rings and calendar accumulators to clock `t`: what no
+    /// window can see any more is merged on or marked as garbage (cheap: the
+    /// sweep runs it on every key every 6 h of clock time).
+    pub fn expire(&mut self, w: &Windows, t: Micros, pt: &Periods) {
         for chain in &w.chains {
             self.compact_chain(w, chain, t);
         }
+        self.roll_days(w, pt);
+    }
+
+    /// Returns spare capacity and rewrites the arena when its garbage is
+    /// above an eighth of the live bytes (the daily sweep; it copies every
+    /// record of the key, so it is not run per event or per hour).
+    pub fn tidy(&mut self) {
         for ring in &mut self.rings {
             shrink_lean(&mut ring.cur);
             shrink_lean(&mut ring.prev);
         }
-        self.roll_days(w, pt);
         shrink_lean(&mut self.cal);
         if self.arena.wants_tidy() {
             self.collect();
