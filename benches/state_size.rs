@@ -34,8 +34,10 @@ unsafe impl GlobalAlloc for Counting {
 static A: Counting = Counting;
 
 fn main() {
-    for days in [14u32, 60] {
-        let cfg = GenConfig { days, ..GenConfig::default() };
+    // the last run: the stream without v1.1's follow-up touches (as earlier
+    // releases generated it), so state compares with theirs event for event
+    for (days, follow_ups) in [(14u32, true), (60, true), (60, false)] {
+        let cfg = GenConfig { days, follow_ups, ..GenConfig::default() };
         let core = Core::new(CoreConfig::default(), Clock::Event);
         let lines: Vec<String> = Generator::new(cfg).map(|e| e.line).collect();
         let before = LIVE.load(Ordering::Relaxed);
@@ -49,7 +51,8 @@ fn main() {
         let live = LIVE.load(Ordering::Relaxed) - before;
         let reps = shard.rep_count().max(1);
         println!(
-            "state size: {days} days, {} events, {reps} reps, {} teams: {} bytes live = {} bytes per rep (estimate from heap_bytes: {} per rep)",
+            "state size: {days} days{}, {} events, {reps} reps, {} teams: {} bytes live = {} bytes per rep (estimate from heap_bytes: {} per rep)",
+            if follow_ups { "" } else { " without follow-ups" },
             lines.len(),
             shard.teams.len(),
             live,

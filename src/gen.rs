@@ -57,6 +57,9 @@ pub struct GenConfig {
     pub broken_ratio: f64,
     /// (team index, rep index) of a rep far below the reach benchmark.
     pub laggard: Option<(usize, usize)>,
+    /// Follow-up touches after a lead's first one (v1.1; default on). Off:
+    /// the stream of earlier releases, e.g. to measure state on it.
+    pub follow_ups: bool,
     /// How lines are written (the events are the same in every style).
     pub style: Style,
 }
@@ -127,6 +130,7 @@ impl Default for GenConfig {
             redeliver_ratio: 0.0,
             broken_ratio: 0.0,
             laggard: None,
+            follow_ups: true,
             style: Style::Compact,
         }
     }
@@ -234,7 +238,7 @@ impl Generator {
                     win: 0.25 + 0.35 * skill,
                     // A quarter of the reps give up after one touch; the
                     // others follow up 2 to 17 more times within two weeks.
-                    follow_ups: if follow_rng.gen_bool(0.25) { 0 } else { follow_rng.gen_range(2..18) },
+                    follow_ups: if follow_rng.gen_bool(0.25) || !cfg.follow_ups { 0 } else { follow_rng.gen_range(2..18) },
                 });
             }
         }

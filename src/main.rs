@@ -334,6 +334,7 @@ fn gen(a: GenArgs) -> Result<()> {
         redeliver_ratio: a.redeliver,
         broken_ratio: a.broken,
         laggard,
+        follow_ups: true,
         style,
     };
     let out: Box<dyn Write> = match &a.output {
