@@ -274,7 +274,7 @@ pub struct DemoConfig {
 
 impl Default for DemoConfig {
     fn default() -> Self {
-        DemoConfig { events_per_second: 200, teams: 4, reps_per_team: 8, seed: 7, history_days: 30, laggard: "1:2".into() }
+        DemoConfig { events_per_second: 200, teams: 4, reps_per_team: 8, seed: 7, history_days: 20, laggard: "1:2".into() }
     }
 }
 

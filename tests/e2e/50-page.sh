@@ -41,7 +41,7 @@ cat > "$work/salespulse.toml" <<EOT
 listen = "127.0.0.1:$port"
 scrape_cache = "600s"
 [demo]
-history_days = 30
+history_days = 20
 events_per_second = 20
 laggard = "1:2"
 [log]
