@@ -432,13 +432,7 @@ impl Group {
     }
 
     fn insert_binned(&mut self, x: f64, bin: i16, within: bool) {
-        if self.bins.is_empty() {
-            self.min = x;
-            self.max = x;
-        } else {
-            self.min = self.min.min(x);
-            self.max = self.max.max(x);
-        }
+        crate::sketch::widen_range(&mut self.min, &mut self.max, self.bins.is_empty(), x);
         if x != 0.0 {
             self.sum += x;
         }

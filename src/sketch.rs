@@ -52,6 +52,19 @@ pub struct Sketch {
     max: f64,
 }
 
+/// Widens `[min, max]` to hold `x`, or makes it `[x, x]` when nothing was
+/// observed yet (`empty`).
+#[inline]
+pub(crate) fn widen_range(min: &mut f64, max: &mut f64, empty: bool, x: f64) {
+    if empty {
+        *min = x;
+        *max = x;
+    } else {
+        *min = min.min(x);
+        *max = max.max(x);
+    }
+}
+
 impl Sketch {
     pub fn is_empty(&self) -> bool {
         self.bins.is_empty()
@@ -92,26 +105,14 @@ impl Sketch {
     /// Records observation `x` whose bin is `bin` (= `bin_of(x)`). The bins
     /// are kept at their exact length: this is how state sketches grow.
     pub fn insert_binned(&mut self, x: f64, bin: i16) {
-        if self.bins.is_empty() {
-            self.min = x;
-            self.max = x;
-        } else {
-            self.min = self.min.min(x);
-            self.max = self.max.max(x);
-        }
+        widen_range(&mut self.min, &mut self.max, self.bins.is_empty(), x);
         self.add_bin(bin, 1, true);
     }
 
     /// Records observation `x` in bin `bin` (= `bin_of(x)`), growing the bins
     /// by doubling (for sketches summed at render time, not kept in state).
     pub fn add_obs(&mut self, x: f64, bin: i16) {
-        if self.bins.is_empty() {
-            self.min = x;
-            self.max = x;
-        } else {
-            self.min = self.min.min(x);
-            self.max = self.max.max(x);
-        }
+        widen_range(&mut self.min, &mut self.max, self.bins.is_empty(), x);
         self.add_bin(bin, 1, false);
     }
 

@@ -52,6 +52,21 @@ fn specials(w: u64) -> u64 {
     zero(w ^ (ONES * u64::from(b'"'))) | zero(w ^ (ONES * u64::from(b'\\'))) | (w.wrapping_sub(ONES * 0x20) & !w & HIGHS)
 }
 
+/// Reads the decimal digits at `b[*i..]` into `m`, counting them in
+/// `digits`; `None` past 15 significant digits (the serde path decides).
+#[inline]
+fn digits_into(b: &[u8], i: &mut usize, m: &mut u64, digits: &mut u32) -> Option<()> {
+    while let Some(&c @ b'0'..=b'9') = b.get(*i) {
+        *m = *m * 10 + u64::from(c - b'0');
+        *digits += 1;
+        *i += 1;
+        if *digits > 15 {
+            return None;
+        }
+    }
+    Some(())
+}
+
 impl<'a> Cursor<'a> {
     #[inline]
     fn ws(&mut self) {
@@ -118,30 +133,14 @@ impl<'a> Cursor<'a> {
                 i += 1;
                 digits = 1;
             }
-            Some(b'1'..=b'9') => {
-                while let Some(&c @ b'0'..=b'9') = b.get(i) {
-                    m = m * 10 + u64::from(c - b'0');
-                    digits += 1;
-                    i += 1;
-                    if digits > 15 {
-                        return None;
-                    }
-                }
-            }
+            Some(b'1'..=b'9') => digits_into(b, &mut i, &mut m, &mut digits)?,
             _ => return None,
         }
         let mut k = 0usize;
         if b.get(i) == Some(&b'.') {
             i += 1;
             let frac_start = i;
-            while let Some(&c @ b'0'..=b'9') = b.get(i) {
-                m = m * 10 + u64::from(c - b'0');
-                digits += 1;
-                i += 1;
-                if digits > 15 {
-                    return None;
-                }
-            }
+            digits_into(b, &mut i, &mut m, &mut digits)?;
             k = i - frac_start;
             if k == 0 {
                 return None;
